@@ -1,1 +1,404 @@
-fn main() {}
+//! The `pixelflow` command line: a thin layer over `pixelflow_app`.
+//!
+//! Exit codes are a contract that scripts rely on: 0 success; 1 the execution failed (its
+//! `{"error", "cause"}` is printed on stdout); 2 the definition, the input or the command line
+//! is invalid (messages on stderr); 3 the environment failed (database, files); 130 interrupted.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use pixelflow_app::execution::{self, ExecutionResult, Finished};
+use pixelflow_app::{App, DataDir, Error, Workflow};
+use pixelflow_engine::{CancelToken, Failure, TokenOutcome};
+use pixelflow_history::{ExecutionFilter, ExecutionStatus};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "pixelflow", version, about = "Step Functions for images, on your own machine")]
+struct Cli {
+    /// Where the history database, the watch folder and the outputs live.
+    #[arg(long, global = true, env = "PIXELFLOW_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate and run workflows (Amazon States Language definitions).
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Browse the execution history.
+    #[command(subcommand)]
+    History(HistoryCommand),
+    /// Answer tasks that wait for a callback (`.waitForTaskToken`).
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Resume executions left unfinished by a crash or Ctrl-C (all of them, or those named).
+    Resume { executions: Vec<String> },
+    /// Run headless: resume unfinished executions, then process images dropped in the watch folder.
+    Watch {
+        /// The folder to watch (default: `watch/` in the data dir).
+        #[arg(long)]
+        folder: Option<PathBuf>,
+        /// Where outputs go (default: `output/` in the data dir).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The workflow to run on each image (default: the bundled reference pipeline).
+        #[arg(long)]
+        workflow: Option<PathBuf>,
+    },
+    /// Print the data directory's paths.
+    Paths,
+}
+
+#[derive(Subcommand)]
+enum WorkflowCommand {
+    /// Run a workflow to its end: prints the output JSON (exit 0) or {"error","cause"} (exit 1).
+    Run {
+        definition: PathBuf,
+        /// The input JSON file (`-` for stdin); `{}` when absent.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// A name for the execution (default: its id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Check a definition; prints every fault with its JSON pointer (exit 2) or "valid" (exit 0).
+    Validate { definition: PathBuf },
+    /// List the bundled workflows.
+    List,
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Executions, newest first.
+    List(ListArgs),
+    /// One execution with its event history (an id or a unique prefix of one).
+    Show {
+        execution: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    workflow: Option<String>,
+    /// Started at or after (RFC 3339, a date, or ms since the epoch).
+    #[arg(long)]
+    since: Option<String>,
+    /// Text to look for in the id, name, workflow or input.
+    #[arg(long)]
+    text: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TaskCommand {
+    /// Complete a waiting task with an output (JSON, default `{}`).
+    Success {
+        token: String,
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// Fail a waiting task with an error name and cause.
+    Failure {
+        token: String,
+        #[arg(long, default_value = "Pixelflow.Rejected")]
+        error: String,
+        #[arg(long, default_value = "")]
+        cause: String,
+    },
+    /// Tasks waiting for an answer.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A failure that maps to one of the documented exit codes.
+enum Exit {
+    Invalid(String),
+    Env(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Exit {
+    fn from(e: anyhow::Error) -> Self {
+        Exit::Env(e)
+    }
+}
+
+impl From<Error> for Exit {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(d) => Exit::Invalid(d.to_string()),
+            Error::NotFound(m) => Exit::Invalid(m),
+            other => Exit::Env(other.into()),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PIXELFLOW_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cancel = CancelToken::new();
+    {
+        let cancel = cancel.clone();
+        // Ctrl-C and SIGTERM stop cleanly: the running execution stays RUNNING and resumes later.
+        let _ = ctrlc::set_handler(move || cancel.cancel());
+    }
+    match run(cli, &cancel) {
+        Ok(code) => code,
+        Err(Exit::Invalid(msg)) => {
+            eprintln!("pixelflow: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Exit::Env(e)) => {
+            eprintln!("pixelflow: {e:#}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn open(data_dir: Option<PathBuf>) -> Result<App, Exit> {
+    let root = data_dir
+        .or_else(DataDir::default_root)
+        .ok_or_else(|| Exit::Env(anyhow::anyhow!("no data directory: pass --data-dir or set PIXELFLOW_DATA_DIR")))?;
+    App::open(DataDir::new(root)).map_err(Exit::from)
+}
+
+fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
+    match cli.command {
+        Command::Workflow(WorkflowCommand::Validate { definition }) => {
+            let steps = pixelflow_app::steps::registry();
+            Workflow::load(&definition, &steps).map_err(|e| prefix_path(&definition, e))?;
+            println!("valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workflow(WorkflowCommand::List) => {
+            for (name, _) in pixelflow_app::workflow::BUNDLED {
+                println!("{name}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workflow(WorkflowCommand::Run { definition, input, name }) => {
+            let app = open(cli.data_dir)?;
+            let input = read_input(input.as_deref())?;
+            let workflow = match Workflow::load(&definition, app.steps()) {
+                Ok(w) => w,
+                Err(Error::Invalid(diags)) => {
+                    // The refused attempt is recorded, and nothing else.
+                    let text = std::fs::read_to_string(&definition).unwrap_or_default();
+                    execution::reject(&app, &pixelflow_app::workflow::name_of(&definition), &text, input, &diags.to_string())?;
+                    return Err(prefix_path(&definition, Error::Invalid(diags)));
+                }
+                Err(e) => return Err(prefix_path(&definition, e)),
+            };
+            let result = execution::start(&app, &workflow, input, name.as_deref(), cancel)?;
+            Ok(report(&result))
+        }
+        Command::Resume { executions } => {
+            let app = open(cli.data_dir)?;
+            let results = if executions.is_empty() {
+                execution::resume_orphans(&app, cancel)?
+            } else {
+                executions.iter().map(|id| execution::resume(&app, id, cancel)).collect::<Result<Vec<_>, _>>()?
+            };
+            if results.is_empty() {
+                eprintln!("nothing to resume");
+            }
+            let mut code = ExitCode::SUCCESS;
+            for r in &results {
+                let line = match &r.finished {
+                    Finished::Succeeded(_) => "SUCCEEDED".to_string(),
+                    Finished::Failed(f) => format!("FAILED {f}"),
+                    Finished::TimedOut(f) => format!("TIMED_OUT {f}"),
+                    Finished::Interrupted => {
+                        code = ExitCode::from(130);
+                        "INTERRUPTED".to_string()
+                    }
+                };
+                println!("{} {line}", r.id);
+            }
+            Ok(code)
+        }
+        Command::History(HistoryCommand::List(args)) => {
+            let app = open(cli.data_dir)?;
+            let status = args.status.as_deref().map(str::parse::<ExecutionStatus>).transpose().map_err(Exit::Invalid)?;
+            let filter = ExecutionFilter {
+                status,
+                workflow: args.workflow,
+                since: args.since,
+                text: args.text,
+                limit: Some(args.limit),
+                ..Default::default()
+            };
+            let rows = app.history().list_executions(&filter).map_err(Error::from)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&rows).context("serializing")?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{}  {:<9}  {:<20}  {}  {}",
+                        r.id,
+                        r.status.as_str(),
+                        r.workflow_name,
+                        time(r.started_at_ms),
+                        r.error.unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History(HistoryCommand::Show { execution, json }) => {
+            let app = open(cli.data_dir)?;
+            let record = app
+                .history()
+                .execution(&execution)
+                .map_err(Error::from)?
+                .ok_or_else(|| Exit::Invalid(format!("no execution '{execution}'")))?;
+            let events = app.history().events(&record.id).map_err(Error::from)?;
+            if json {
+                let out = json!({ "execution": record, "events": events });
+                println!("{}", serde_json::to_string_pretty(&out).context("serializing")?);
+            } else {
+                println!("execution  {}", record.id);
+                println!("name       {}", record.name);
+                println!("workflow   {} ({})", record.workflow_name, &record.workflow_hash[..record.workflow_hash.len().min(12)]);
+                println!("status     {}", record.status.as_str());
+                println!("started    {}", time(record.started_at_ms));
+                if let Some(stopped) = record.stopped_at_ms {
+                    println!("stopped    {}", time(stopped));
+                }
+                println!("input      {}", record.input);
+                if let Some(output) = &record.output {
+                    println!("output     {output}");
+                }
+                if let Some(error) = &record.error {
+                    println!("error      {error}");
+                    println!("cause      {}", record.cause.as_deref().unwrap_or(""));
+                }
+                println!("events");
+                for e in events {
+                    println!("  {:>5}  {}  {:<28} {}", e.seq, time(e.timestamp_ms), e.kind, e.state.unwrap_or_default());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Task(TaskCommand::Success { token, output }) => {
+            let app = open(cli.data_dir)?;
+            let output: Value = match output {
+                Some(text) => serde_json::from_str(&text).map_err(|e| Exit::Invalid(format!("--output is not valid JSON: {e}")))?,
+                None => json!({}),
+            };
+            let id = execution::answer_token(&app, &token, TokenOutcome::Succeeded(output))?;
+            eprintln!("task of execution {id} succeeded");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Task(TaskCommand::Failure { token, error, cause }) => {
+            let app = open(cli.data_dir)?;
+            let id = execution::answer_token(&app, &token, TokenOutcome::Failed(Failure::new(error, cause)))?;
+            eprintln!("task of execution {id} failed");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Task(TaskCommand::List { json }) => {
+            let app = open(cli.data_dir)?;
+            let pending = app.history().pending_tokens().map_err(Error::from)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&pending).context("serializing")?);
+            } else {
+                for p in pending {
+                    println!("{}  {}  {}  {}", p.token, p.execution_id, p.state, time(p.created_at_ms));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watch { folder, out, workflow } => {
+            let app = open(cli.data_dir)?;
+            let workflow = match workflow {
+                Some(path) => Workflow::load(&path, app.steps()).map_err(|e| prefix_path(&path, e))?,
+                None => Workflow::bundled(pixelflow_app::workflow::DEFAULT_WORKFLOW, app.steps())?,
+            };
+            let folder = folder.unwrap_or_else(|| app.data().watch_dir());
+            let out = out.unwrap_or_else(|| app.data().output_dir());
+            pixelflow_app::watch::run(&app, &workflow, &folder, &out, cancel)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Paths => {
+            let app = open(cli.data_dir)?;
+            println!("data      {}", app.data().root().display());
+            println!("database  {}", app.data().database().display());
+            println!("watch     {}", app.data().watch_dir().display());
+            println!("output    {}", app.data().output_dir().display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints an execution's result by the CLI contract and returns its exit code.
+fn report(result: &ExecutionResult) -> ExitCode {
+    match &result.finished {
+        Finished::Succeeded(output) => {
+            println!("{}", serde_json::to_string_pretty(output).unwrap_or_else(|_| output.to_string()));
+            ExitCode::SUCCESS
+        }
+        Finished::Failed(f) | Finished::TimedOut(f) => {
+            println!("{}", json!({ "error": f.error, "cause": f.cause }));
+            ExitCode::from(1)
+        }
+        Finished::Interrupted => {
+            eprintln!("pixelflow: interrupted; `pixelflow resume {}` continues where it stopped", result.id);
+            ExitCode::from(130)
+        }
+    }
+}
+
+fn prefix_path(path: &Path, e: Error) -> Exit {
+    match e {
+        Error::Invalid(d) => Exit::Invalid(format!(
+            "{} is not a valid workflow:\n{}",
+            path.display(),
+            d.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n")
+        )),
+        other => Exit::from(other),
+    }
+}
+
+fn read_input(path: Option<&Path>) -> Result<Value, Exit> {
+    let Some(path) = path else { return Ok(json!({})) };
+    let text = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .take(execution::MAX_INPUT_BYTES as u64 + 1)
+            .read_to_string(&mut s)
+            .map_err(|e| Exit::Invalid(format!("cannot read the input from stdin: {e}")))?;
+        s
+    } else {
+        pixelflow_app::workflow::read_limited(path, execution::MAX_INPUT_BYTES)?
+    };
+    serde_json::from_str(&text).map_err(|e| Exit::Invalid(format!("the input {} is not valid JSON: {e}", path.display())))
+}
+
+/// Formats ms since the epoch as RFC 3339 (UTC, seconds).
+fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ms.to_string())
+}

@@ -1,1 +1,359 @@
-//! placeholder
+//! Durable execution history on SQLite: executions, their events, task checkpoints and task
+//! tokens. [`History`] implements the engine's [`Journal`], so an execution that records into
+//! it can be resumed after a crash, and it answers the CLI's and the app's questions (`list`,
+//! `show`, the review queue).
+//!
+//! # Design
+//!
+//! * **One writer thread** owns the write connection (see [`writer`](crate::writer)).
+//!   [`Journal::record`] is fire-and-forget: the event is queued and written in the writer's
+//!   next batch (up to 1000 messages per transaction). Calls that must be durable when they
+//!   return (`save_checkpoint`, `flush`, `task_token`, `create_execution`,
+//!   `finish_execution`, `answer_token`, `claim`) queue a job and block until the transaction
+//!   holding it committed; concurrent callers share one commit (group commit). Because the
+//!   queue is FIFO, such a call also makes durable every event recorded before it.
+//! * **Reads** use a small pool of separate read-only connections; WAL lets them run while the
+//!   writer writes. Events recorded but not yet committed are not visible to reads: call
+//!   [`Journal::flush`] first where that matters.
+//! * **Durability**: WAL with `synchronous=NORMAL`. A committed transaction survives the
+//!   process crashing or being killed (`kill -9`): it is in the WAL file, which the OS has.
+//!   A power loss or OS crash may lose the last commits before the next WAL checkpoint, but
+//!   never corrupts the database. Events are idempotent by (execution, kind, key), so a resumed
+//!   execution that replays re-records nothing twice.
+//! * **Ownership**: a RUNNING execution records the process running it as pid + process start
+//!   identity (see [`process`]); [`History::orphaned_executions`] lists those whose owner is
+//!   gone and [`History::claim`] hands one over atomically to a process that resumes it.
+//! * **Times** are stored and returned as integer milliseconds since the Unix epoch (the DTO
+//!   fields end in `_ms`); [`to_rfc3339`] renders one, [`parse_time`] reads filter bounds.
+//! * **Errors**: nothing read from disk is unwrapped; a failed write reaches the caller waiting
+//!   on it as an [`Error`] (as a [`JournalError`] through the `Journal` trait).
+//!
+//! A rejected execution attempt (invalid definition or input, see [`History::record_rejected`])
+//! is stored FAILED with error [`VALIDATION_ERROR`] and the diagnostics as cause.
+//!
+//! Nothing here logs execution inputs, outputs or payloads: they may be private.
+
+mod checkpoints;
+mod error;
+mod events;
+mod executions;
+pub mod process;
+mod schema;
+mod tokens;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pixelflow_engine::{CancelToken, Checkpoint, Event, Failure, Journal, JournalError, TokenOutcome};
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+
+pub use error::{Error, Result};
+pub use events::StoredEvent;
+pub use executions::{
+    ExecutionFilter, ExecutionRecord, ExecutionStatus, ExecutionSummary, NewExecution, Outcome, DEFAULT_LIST_LIMIT,
+    VALIDATION_ERROR,
+};
+pub use process::ProcessIdentity;
+pub use schema::SCHEMA_VERSION;
+pub use tokens::{PendingToken, TokenAnswer};
+
+use writer::{Scope, Writer};
+
+/// How long a connection waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a waiter polls its task token when no in-process answer wakes it.
+const TOKEN_POLL: Duration = Duration::from_millis(100);
+
+/// Idle read connections kept for reuse.
+const READ_POOL: usize = 4;
+
+/// The kind of the one event a rejected attempt gets.
+pub const EXECUTION_FAILED: &str = "ExecutionFailed";
+
+/// The history database. Cheap to clone (an `Arc` inside); the writer thread stops, after
+/// committing everything queued, when the last clone is dropped.
+#[derive(Clone)]
+pub struct History {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    owner: ProcessIdentity,
+    readers: Mutex<Vec<Connection>>,
+    // Declared last: dropped after the fields above, but its Drop (drain + join) is what
+    // matters, and it needs nothing else.
+    writer: Writer,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Renders ms since the Unix epoch as RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.000Z`).
+pub fn to_rfc3339(ms: i64) -> String {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        None => ms.to_string(),
+    }
+}
+
+/// Parses a time bound: RFC 3339 (`2024-05-01T12:00:00+02:00`), a date (`2024-05-01`, midnight
+/// UTC) or an integer of ms since the Unix epoch.
+pub fn parse_time(s: &str) -> Result<i64> {
+    let t = s.trim();
+    if let Ok(ms) = t.parse::<i64>() {
+        return Ok(ms);
+    }
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
+        return Ok(dt.timestamp_millis());
+    }
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        if let Some(midnight) = date.and_hms_opt(0, 0, 0) {
+            return Ok(midnight.and_utc().timestamp_millis());
+        }
+    }
+    Err(Error::InvalidTime(s.to_string()))
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl History {
+    /// Opens (creating it and its directory if needed) the history database at `path` and
+    /// brings its schema up to date. Refuses a database written by a newer schema.
+    pub fn open(path: &Path) -> Result<History> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        }
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // E.g. a file system without shared memory; still correct, only slower and readers
+            // block on the writer.
+            tracing::warn!(path = %path.display(), "history database is not in WAL mode ({mode})");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        schema::migrate(&mut conn, path)?;
+
+        let owner = process::current();
+        let writer = Writer::spawn(conn, owner)?;
+        Ok(History {
+            inner: Arc::new(Inner { path: path.to_path_buf(), owner, readers: Mutex::new(Vec::new()), writer }),
+        })
+    }
+
+    /// The file this history lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// This process's identity, as recorded in the executions it owns.
+    pub fn owner(&self) -> ProcessIdentity {
+        self.inner.owner
+    }
+
+    /// Runs `f` on a pooled read connection.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.inner.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                configure(&c)?;
+                // Read-write open (a WAL reader must be able to update the -shm file), but no
+                // statement through it may write: writes belong to the writer thread.
+                c.pragma_update(None, "query_only", true)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut pool = self.inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < READ_POOL {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// Records a new execution as RUNNING, owned by this process. Durable on return.
+    pub fn create_execution(&self, new: &NewExecution) -> Result<()> {
+        let new = new.clone();
+        let owner = self.inner.owner;
+        self.inner.writer.call(Scope::Nothing, move |c| executions::insert_running(c, &new, owner, now_ms()))
+    }
+
+    /// Stores how a RUNNING execution ended. Every event recorded before the call is committed
+    /// with it (or the call fails). Errors: [`Error::UnknownExecution`], [`Error::NotRunning`].
+    ///
+    /// Records no event: the interpreter records the terminal event itself.
+    pub fn finish_execution(&self, id: &str, outcome: &Outcome) -> Result<()> {
+        let id = id.to_string();
+        let outcome = outcome.clone();
+        self.inner
+            .writer
+            .call(Scope::Execution(id.clone()), move |c| executions::finish(c, &id, &outcome, now_ms()))
+    }
+
+    /// Records an attempt rejected before it ran (invalid definition or input): one row, status
+    /// FAILED, error [`VALIDATION_ERROR`], the diagnostics as cause, no owner, and a single
+    /// [`EXECUTION_FAILED`] event (key `""`) whose detail is the failure (`{"error", "cause"}`).
+    pub fn record_rejected(&self, new: &NewExecution, diagnostics: &str) -> Result<()> {
+        let new = new.clone();
+        let diagnostics = diagnostics.to_string();
+        self.inner.writer.call(Scope::Nothing, move |c| {
+            let now = now_ms();
+            executions::insert_rejected(c, &new, &diagnostics, now)?;
+            let failure = Failure::new(VALIDATION_ERROR, diagnostics);
+            let detail = serde_json::to_value(&failure).unwrap_or(Value::Null);
+            let event = Event { kind: EXECUTION_FAILED.into(), state: None, key: String::new(), detail };
+            events::insert(c, &events::PendingEvent::new(&new.id, event, now.max(new.started_at_ms)))?;
+            Ok(())
+        })
+    }
+
+    /// Executions matching `filter`, newest first.
+    pub fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<ExecutionSummary>> {
+        self.read(|c| executions::list(c, filter))
+    }
+
+    /// The execution with this id or, failing that, the only one whose id starts with it.
+    /// `Ok(None)` when nothing matches (or the prefix is empty); [`Error::AmbiguousPrefix`]
+    /// when several do.
+    pub fn execution(&self, id_or_unique_prefix: &str) -> Result<Option<ExecutionRecord>> {
+        self.read(|c| executions::get(c, id_or_unique_prefix))
+    }
+
+    /// The committed events of an execution, in recording order.
+    pub fn events(&self, execution_id: &str) -> Result<Vec<StoredEvent>> {
+        self.read(|c| events::list(c, execution_id))
+    }
+
+    /// RUNNING executions whose owner process is gone (dead, its pid reused, or, where that
+    /// cannot be checked, its heartbeat older than [`process::ORPHAN_AFTER_MS`]). Oldest first.
+    pub fn orphaned_executions(&self) -> Result<Vec<ExecutionRecord>> {
+        let running = self.read(executions::running)?;
+        let now = now_ms();
+        Ok(running
+            .into_iter()
+            .filter(|r| process::is_orphaned(r.owner_pid.map(i64::from), r.owner_start, r.heartbeat_at_ms, now))
+            .collect())
+    }
+
+    /// Takes ownership of an orphaned RUNNING execution, atomically across processes. False
+    /// when it is not RUNNING or a live process (this one included) owns it.
+    /// [`Error::UnknownExecution`] when there is no such execution.
+    pub fn claim(&self, execution_id: &str) -> Result<bool> {
+        let id = execution_id.to_string();
+        let owner = self.inner.owner;
+        self.inner.writer.call(Scope::Nothing, move |c| executions::claim(c, &id, owner, now_ms()))
+    }
+
+    /// Refreshes now the heartbeat of every RUNNING execution this process owns. The writer
+    /// thread does it by itself every [`process::HEARTBEAT_INTERVAL`].
+    pub fn heartbeat(&self) -> Result<usize> {
+        let owner = self.inner.owner;
+        self.inner.writer.call(Scope::Nothing, move |c| executions::heartbeat(c, owner, now_ms()))
+    }
+
+    /// Answers a task token. The first answer wins; the execution waiting on it, in this process
+    /// or another, picks it up.
+    pub fn answer_token(&self, token: &str, outcome: &TokenOutcome) -> Result<TokenAnswer> {
+        let token = token.to_string();
+        let outcome = outcome.clone();
+        let answer = self.inner.writer.call(Scope::Nothing, move |c| tokens::answer(c, &token, &outcome, now_ms()))?;
+        if matches!(answer, TokenAnswer::Answered { .. }) {
+            // Committed: wake waiters of this process now rather than at their next poll.
+            tokens::notify_answered();
+        }
+        Ok(answer)
+    }
+
+    /// Tokens waiting for an answer, of executions still RUNNING, oldest first.
+    pub fn pending_tokens(&self) -> Result<Vec<PendingToken>> {
+        self.read(tokens::pending)
+    }
+
+    /// The stored schema version of the file (equals [`SCHEMA_VERSION`] once open).
+    pub fn schema_version(&self) -> Result<usize> {
+        self.read(schema::stored_version)
+    }
+}
+
+impl Journal for History {
+    fn record(&self, execution: &str, event: Event) {
+        if !self.inner.writer.record(events::PendingEvent::new(execution, event, now_ms())) {
+            // Only when the writer thread died; every later durable call fails too, so the
+            // execution cannot report success with this event missing.
+            tracing::error!(execution = %execution, "history writer stopped; event dropped");
+        }
+    }
+
+    fn checkpoint(&self, execution: &str, key: &str) -> std::result::Result<Option<Checkpoint>, JournalError> {
+        Ok(self.read(|c| checkpoints::get(c, execution, key))?)
+    }
+
+    fn save_checkpoint(&self, execution: &str, key: &str, checkpoint: &Checkpoint) -> std::result::Result<(), JournalError> {
+        let json = serde_json::to_string(checkpoint).map_err(|e| JournalError(format!("cannot serialize checkpoint: {e}")))?;
+        let (execution, key) = (execution.to_string(), key.to_string());
+        Ok(self
+            .inner
+            .writer
+            .call(Scope::Execution(execution.clone()), move |c| checkpoints::put(c, &execution, &key, &json, now_ms()))?)
+    }
+
+    fn task_token(&self, execution: &str, key: &str, state: &str, payload: &Value) -> std::result::Result<String, JournalError> {
+        let (execution, key, state, payload) = (execution.to_string(), key.to_string(), state.to_string(), payload.to_string());
+        Ok(self.inner.writer.call(Scope::Execution(execution.clone()), move |c| {
+            tokens::get_or_create(c, &execution, &key, &state, &payload, now_ms())
+        })?)
+    }
+
+    fn wait_for_token(
+        &self,
+        token: &str,
+        timeout: Option<Duration>,
+        cancel: &CancelToken,
+    ) -> std::result::Result<Option<TokenOutcome>, JournalError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            // Read the generation before polling, so an answer that commits in between still
+            // cuts the wait short.
+            let seen = tokens::answer_generation();
+            if let tokens::TokenState::Answered(outcome) = self.read(|c| tokens::poll(c, token))? {
+                return Ok(Some(outcome));
+            }
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
+            let mut slice = TOKEN_POLL;
+            if let Some(deadline) = deadline {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                slice = slice.min(deadline - now);
+            }
+            tokens::wait_answer(seen, slice);
+        }
+    }
+
+    fn flush(&self) -> std::result::Result<(), JournalError> {
+        Ok(self.inner.writer.call(Scope::All, |_| Ok(()))?)
+    }
+}

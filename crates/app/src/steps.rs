@@ -1,0 +1,110 @@
+//! The step registry every entry point uses: the image steps (provided by their crates as they
+//! land), the notify step, and small utility steps for building and debugging workflows.
+
+use std::io::Write;
+use std::time::Duration;
+
+use pixelflow_engine::{Failure, StepRegistry, TaskContext};
+use serde_json::{json, Value};
+
+/// The error name of a step that exists in the design but is not built yet.
+pub const NOT_IMPLEMENTED: &str = "Pixelflow.NotImplemented";
+
+/// Environment variable that adds the test-only steps (`test.*`) to the registry.
+pub const TEST_STEPS_ENV: &str = "PIXELFLOW_TEST_STEPS";
+
+/// Builds the registry of every step this build offers.
+pub fn registry() -> StepRegistry {
+    let mut steps = StepRegistry::new();
+    for name in ["validate", "resize", "filter", "optimize", "segment", "sync"] {
+        steps.register(name, move |_: Value, _: &TaskContext| {
+            Err(Failure::new(NOT_IMPLEMENTED, format!("the '{name}' step is not implemented in this build yet")))
+        });
+    }
+    steps.register("notify", notify);
+    steps.register("echo", |input: Value, _: &TaskContext| Ok(input));
+    steps.register("sleep", sleep);
+    steps.register("fail", fail);
+    steps.register("review", review);
+    if std::env::var_os(TEST_STEPS_ENV).is_some_and(|v| v == "1") {
+        steps.register("test.append", test_append);
+    }
+    steps
+}
+
+/// `pixelflow:notify`: records the outcome of an image's run where people look (the log now,
+/// the desktop notification and webhooks with the app and image-steps issues).
+fn notify(input: Value, ctx: &TaskContext) -> Result<Value, Failure> {
+    let status = input.get("status").and_then(Value::as_str).unwrap_or("INFO");
+    let path = input.get("path").and_then(Value::as_str).unwrap_or("");
+    match status {
+        "FAILED" => tracing::warn!(execution = %ctx.execution_id, path, error = %input.get("error").unwrap_or(&Value::Null), "image failed"),
+        _ => tracing::info!(execution = %ctx.execution_id, path, status, "image processed"),
+    }
+    Ok(json!({ "notified": true, "status": status }))
+}
+
+/// `pixelflow:sleep`: waits `seconds` (cancellable), sending heartbeats every `heartbeatEvery`
+/// seconds if given. Returns its input. Useful to test timeouts and to pace workflows.
+fn sleep(input: Value, ctx: &TaskContext) -> Result<Value, Failure> {
+    let seconds = input.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+    if !(0.0..=86_400.0).contains(&seconds) {
+        return Err(Failure::new("Pixelflow.InvalidParameters", "seconds must be between 0 and 86400"));
+    }
+    let every = input.get("heartbeatEvery").and_then(Value::as_f64).filter(|e| *e > 0.0);
+    let mut left = seconds;
+    while left > 0.0 {
+        let slice = every.unwrap_or(left).min(left);
+        if !ctx.sleep(Duration::from_secs_f64(slice)) {
+            return Err(Failure::new(pixelflow_engine::error::names::ABORTED, "cancelled"));
+        }
+        ctx.heartbeat();
+        left -= slice;
+    }
+    Ok(input)
+}
+
+/// `pixelflow:fail`: raises `error`/`cause` (for testing Retry and Catch). With `failTimes: N`
+/// only the first N attempts fail, so a Retry can be seen succeeding.
+fn fail(input: Value, ctx: &TaskContext) -> Result<Value, Failure> {
+    let error = input.get("error").and_then(Value::as_str).unwrap_or("Pixelflow.Failed");
+    let cause = input.get("cause").and_then(Value::as_str).unwrap_or("failed on purpose");
+    match input.get("failTimes").and_then(Value::as_u64) {
+        Some(n) if u64::from(ctx.retry_count) >= n => Ok(json!({ "attempts": ctx.retry_count + 1 })),
+        _ => Err(Failure::new(error, cause)),
+    }
+}
+
+/// `pixelflow:review`: hands an image to a person. Used as `pixelflow:review.waitForTaskToken`:
+/// the execution waits until someone approves (`pixelflow task success`) or rejects it.
+fn review(input: Value, ctx: &TaskContext) -> Result<Value, Failure> {
+    match &ctx.task_token {
+        Some(token) => {
+            tracing::info!(execution = %ctx.execution_id, state = %ctx.state_name, token = %token, "waiting for review: answer with `pixelflow task success|failure {token}`");
+            Ok(input)
+        }
+        None => Err(Failure::new(
+            "Pixelflow.InvalidParameters",
+            "the review step waits for a person: use it as \"pixelflow:review.waitForTaskToken\"",
+        )),
+    }
+}
+
+/// `pixelflow:test.append` (test builds only, see [`TEST_STEPS_ENV`]): appends `line` to `file`.
+/// Deliberately not idempotent, so tests can count how often a task really ran.
+fn test_append(input: Value, ctx: &TaskContext) -> Result<Value, Failure> {
+    let file = input.get("file").and_then(Value::as_str).ok_or_else(|| Failure::new("Pixelflow.InvalidParameters", "file is required"))?;
+    let line = input.get("line").map(|l| l.as_str().map(str::to_string).unwrap_or_else(|| l.to_string())).unwrap_or_default();
+    if let Some(secs) = input.get("sleepBefore").and_then(Value::as_f64) {
+        if !ctx.sleep(Duration::from_secs_f64(secs)) {
+            return Err(Failure::new(pixelflow_engine::error::names::ABORTED, "cancelled"));
+        }
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .map_err(|e| Failure::new(pixelflow_engine::error::names::TASK_FAILED, format!("{file}: {e}")))?;
+    writeln!(f, "{line}").and_then(|_| f.sync_data()).map_err(|e| Failure::new(pixelflow_engine::error::names::TASK_FAILED, e.to_string()))?;
+    Ok(json!({ "appended": line }))
+}

@@ -1,0 +1,101 @@
+//! The `events` table: the append-only history of each execution, in the order recorded.
+//!
+//! `seq` is global and monotonic (AUTOINCREMENT never reuses a number, even after the newest
+//! rows are deleted), so ordering by it gives the recording order. `UNIQUE (execution_id,
+//! kind, key)` plus `INSERT OR IGNORE` makes recording idempotent: a resumed execution replays
+//! its finished prefix and re-records the same events, and they are dropped here.
+
+use pixelflow_engine::Event;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{corrupt, Result};
+
+pub(crate) const MIGRATION: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL,
+    state        TEXT,
+    key          TEXT NOT NULL,
+    detail       TEXT NOT NULL,
+    timestamp    INTEGER NOT NULL,
+    -- Also the index `events(execution_id)` lookups use.
+    UNIQUE (execution_id, kind, key)
+);
+";
+
+/// An event as stored: the recorded [`Event`] plus its sequence number and the time (ms since
+/// the Unix epoch) at which `record` was called.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub timestamp_ms: i64,
+    pub kind: String,
+    pub state: Option<String>,
+    pub key: String,
+    pub detail: Value,
+}
+
+impl StoredEvent {
+    /// The event as the engine recorded it.
+    pub fn to_event(&self) -> Event {
+        Event { kind: self.kind.clone(), state: self.state.clone(), key: self.key.clone(), detail: self.detail.clone() }
+    }
+}
+
+/// An event on its way to the writer thread. The detail is serialized by the recording thread,
+/// so that work is spread over the engine's threads instead of piling up on the writer.
+pub(crate) struct PendingEvent {
+    pub execution: String,
+    pub kind: String,
+    pub state: Option<String>,
+    pub key: String,
+    pub detail: String,
+    pub at_ms: i64,
+}
+
+impl PendingEvent {
+    pub(crate) fn new(execution: &str, event: Event, at_ms: i64) -> Self {
+        PendingEvent {
+            execution: execution.to_string(),
+            detail: event.detail.to_string(),
+            kind: event.kind,
+            state: event.state,
+            key: event.key,
+            at_ms,
+        }
+    }
+}
+
+/// Inserts one event unless its (execution, kind, key) is already there.
+pub(crate) fn insert(conn: &Connection, ev: &PendingEvent) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO events (execution_id, kind, state, key, detail, timestamp)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![ev.execution, ev.kind, ev.state, ev.key, ev.detail, ev.at_ms])
+}
+
+/// Every stored event of an execution, in recording order.
+pub(crate) fn list(conn: &Connection, execution: &str) -> Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, timestamp, kind, state, key, detail FROM events WHERE execution_id = ?1 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([execution])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let detail: String = row.get(5)?;
+        out.push(StoredEvent {
+            seq: row.get(0)?,
+            timestamp_ms: row.get(1)?,
+            kind: row.get(2)?,
+            state: row.get(3)?,
+            key: row.get(4)?,
+            detail: serde_json::from_str(&detail).map_err(|e| corrupt("event detail", e))?,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,306 @@
+//! The writer thread: the only user of the write connection.
+//!
+//! Why one thread: SQLite allows one writer at a time anyway, and the engine records many small
+//! events per state transition from many threads. Funnelling them through a channel to one
+//! thread lets it batch them, up to [`MAX_BATCH`] messages per transaction, so the cost of a
+//! commit is shared; with WAL and `synchronous=NORMAL` a commit is a `write()` without `fsync`,
+//! and batching brings the per-event cost down to one prepared `INSERT`.
+//!
+//! Two kinds of messages:
+//! * events, fire-and-forget: the caller does not wait;
+//! * jobs (checkpoints, flushes, execution rows, tokens, claims): a closure run inside the
+//!   batch transaction, in its own savepoint so a failing job does not take the others down,
+//!   whose result is sent back only after the transaction *committed* (group commit: every job
+//!   of a batch shares that one commit).
+//!
+//! The channel is FIFO, so a job's commit also covers every event recorded before it was sent:
+//! that is what makes `save_checkpoint` and `flush` cover earlier events.
+//!
+//! An event that cannot be stored (its execution does not exist, or its batch failed to commit)
+//! cannot report to its caller, so the failure is parked under its execution id and handed to
+//! the next job that covers that execution (`save_checkpoint`, `finish_execution`, `flush`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::events::{self, PendingEvent};
+use crate::executions;
+use crate::process::{ProcessIdentity, HEARTBEAT_INTERVAL};
+
+/// Most messages applied in one transaction; bounds the latency a big backlog adds to a waiting
+/// checkpoint and the size of the WAL growth per commit.
+pub(crate) const MAX_BATCH: usize = 1000;
+
+/// Capacity of the channel. When the writer falls this far behind, `record` blocks: back
+/// pressure instead of unbounded memory.
+const CHANNEL_CAPACITY: usize = 64 * 1024;
+
+/// Which parked event failures a job reports.
+pub(crate) enum Scope {
+    /// None: the job does not vouch for any events.
+    Nothing,
+    /// Events of one execution.
+    Execution(String),
+    /// Every event (a `flush`).
+    All,
+}
+
+/// A type-erased job: runs in the batch transaction, reports after the commit.
+trait Job: Send {
+    fn scope(&self) -> &Scope;
+    /// Runs the job; false if it failed (its savepoint is then rolled back).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Overrides the job's result with an error (savepoint or commit failure).
+    fn fail(&mut self, error: Error);
+    /// Sends the result to the waiting caller.
+    fn reply(self: Box<Self>);
+}
+
+struct TypedJob<T, F> {
+    scope: Scope,
+    f: Option<F>,
+    result: Option<Result<T>>,
+    reply: SyncSender<Result<T>>,
+}
+
+impl<T, F> Job for TypedJob<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T> + Send,
+{
+    fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let result = f(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn fail(&mut self, error: Error) {
+        self.result = Some(Err(error));
+    }
+
+    fn reply(self: Box<Self>) {
+        let result = self.result.unwrap_or(Err(Error::Write("the write was never applied".into())));
+        // The caller may have given up (it never does today); nothing to do then.
+        let _ = self.reply.send(result);
+    }
+}
+
+enum Msg {
+    Event(PendingEvent),
+    Job(Box<dyn Job>),
+}
+
+/// The handle that owns the writer thread. Dropping it drains the channel, commits, and joins.
+pub(crate) struct Writer {
+    tx: Option<SyncSender<Msg>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(conn: Connection, owner: ProcessIdentity) -> Result<Writer> {
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
+        let state = WriterState { conn, owner, parked: HashMap::new(), next_heartbeat: Instant::now() + HEARTBEAT_INTERVAL };
+        let thread = std::thread::Builder::new()
+            .name("pixelflow-history".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| Error::Write(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer { tx: Some(tx), thread: Some(thread) })
+    }
+
+    /// Queues an event; returns false only if the writer thread is gone.
+    pub(crate) fn record(&self, event: PendingEvent) -> bool {
+        let Some(tx) = &self.tx else { return false };
+        match tx.try_send(Msg::Event(event)) {
+            Ok(()) => true,
+            // Full: wait for room (back pressure).
+            Err(TrySendError::Full(msg)) => tx.send(msg).is_ok(),
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Runs `f` in the writer's next transaction and returns its result once committed.
+    pub(crate) fn call<T, F>(&self, scope: Scope, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let tx = self.tx.as_ref().ok_or(Error::WriterStopped)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job = TypedJob { scope, f: Some(f), result: None, reply };
+        tx.send(Msg::Job(Box::new(job))).map_err(|_| Error::WriterStopped)?;
+        answer.recv().map_err(|_| Error::WriterStopped)?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel is the stop signal: the thread still receives everything queued
+        // before, commits it, and only then sees the disconnect.
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the history writer thread panicked");
+            }
+        }
+    }
+}
+
+struct WriterState {
+    conn: Connection,
+    owner: ProcessIdentity,
+    /// Event failures not reported yet, by execution id.
+    parked: HashMap<String, String>,
+    next_heartbeat: Instant,
+}
+
+impl WriterState {
+    fn run(mut self, rx: Receiver<Msg>) {
+        loop {
+            let wait = self.next_heartbeat.saturating_duration_since(Instant::now());
+            let first = match rx.recv_timeout(wait) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.heartbeat();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = Vec::with_capacity(64);
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            self.apply(batch);
+            if Instant::now() >= self.next_heartbeat {
+                self.heartbeat();
+            }
+        }
+        for (execution, error) in self.parked.drain() {
+            tracing::error!(execution = %execution, "history events were lost: {error}");
+        }
+    }
+
+    /// Refreshes this process's heartbeats, so other processes on platforms without `/proc`
+    /// can tell our executions are alive.
+    fn heartbeat(&mut self) {
+        self.next_heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
+        if let Err(e) = executions::heartbeat(&self.conn, self.owner, crate::now_ms()) {
+            tracing::warn!("cannot refresh execution heartbeats: {e}");
+        }
+    }
+
+    fn apply(&mut self, batch: Vec<Msg>) {
+        let mut jobs: Vec<Box<dyn Job>> = Vec::new();
+        // Executions whose events this batch stored, to park the error if the commit fails.
+        let mut stored: HashSet<String> = HashSet::new();
+        let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let msg = format!("cannot begin a transaction: {e}");
+                for m in batch {
+                    match m {
+                        Msg::Event(ev) => {
+                            self.parked.entry(ev.execution).or_insert_with(|| msg.clone());
+                        }
+                        Msg::Job(job) => jobs.push(job),
+                    }
+                }
+                self.fail_all(jobs, &msg);
+                return;
+            }
+        };
+        for m in batch {
+            match m {
+                Msg::Event(ev) => match events::insert(&tx, &ev) {
+                    Ok(_) => {
+                        if !stored.contains(&ev.execution) {
+                            stored.insert(ev.execution);
+                        }
+                    }
+                    Err(e) => {
+                        // A failed statement is rolled back on its own; the transaction and the
+                        // rest of the batch go on.
+                        tracing::warn!(execution = %ev.execution, kind = %ev.kind, "cannot store history event: {e}");
+                        self.parked
+                            .entry(ev.execution)
+                            .or_insert_with(|| format!("cannot store event {} {}: {e}", ev.kind, ev.key));
+                    }
+                },
+                Msg::Job(mut job) => {
+                    match tx.savepoint() {
+                        Ok(mut sp) => {
+                            if job.run(&sp) {
+                                if let Err(e) = sp.commit() {
+                                    job.fail(e.into());
+                                }
+                            } else if let Err(e) = sp.rollback() {
+                                tracing::warn!("cannot roll back a failed history write: {e}");
+                            }
+                        }
+                        Err(e) => job.fail(e.into()),
+                    }
+                    jobs.push(job);
+                }
+            }
+        }
+        match tx.commit() {
+            Ok(()) => {
+                for mut job in jobs {
+                    if let Some(error) = self.take_parked(job.scope()) {
+                        job.fail(Error::Write(error));
+                    }
+                    job.reply();
+                }
+            }
+            Err(e) => {
+                let msg = format!("cannot commit: {e}");
+                tracing::error!("history {msg}");
+                for execution in stored {
+                    self.parked.entry(execution).or_insert_with(|| msg.clone());
+                }
+                self.fail_all(jobs, &msg);
+            }
+        }
+    }
+
+    fn fail_all(&mut self, jobs: Vec<Box<dyn Job>>, msg: &str) {
+        for mut job in jobs {
+            // The job gets the batch's error; parked errors it covers are reported with it.
+            let _ = self.take_parked(job.scope());
+            job.fail(Error::Write(msg.to_string()));
+            job.reply();
+        }
+    }
+
+    /// The parked event failures a job with this scope must report, removed from the park.
+    fn take_parked(&mut self, scope: &Scope) -> Option<String> {
+        if self.parked.is_empty() {
+            return None;
+        }
+        match scope {
+            Scope::Nothing => None,
+            Scope::Execution(id) => self.parked.remove(id),
+            Scope::All => {
+                let mut all: Vec<String> = self.parked.drain().map(|(_, e)| e).collect();
+                all.sort();
+                let n = all.len();
+                let first = all.into_iter().next()?;
+                Some(if n > 1 { format!("{first} (and failures of {} more executions)", n - 1) } else { first })
+            }
+        }
+    }
+}
