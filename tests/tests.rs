@@ -1,1 +1,7 @@
+//! The integration tests: one binary, a module per area.
+
+mod cli;
+mod crash;
+mod fidelity;
 mod util;
+mod workflows;

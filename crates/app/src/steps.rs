@@ -38,7 +38,10 @@ fn notify(input: Value, ctx: &TaskContext) -> Result<Value, Failure> {
     let status = input.get("status").and_then(Value::as_str).unwrap_or("INFO");
     let path = input.get("path").and_then(Value::as_str).unwrap_or("");
     match status {
-        "FAILED" => tracing::warn!(execution = %ctx.execution_id, path, error = %input.get("error").unwrap_or(&Value::Null), "image failed"),
+        "FAILED" => {
+            let error = input.get("error").cloned().unwrap_or(Value::Null);
+            tracing::warn!(execution = %ctx.execution_id, path, %error, "image failed")
+        }
         _ => tracing::info!(execution = %ctx.execution_id, path, status, "image processed"),
     }
     Ok(json!({ "notified": true, "status": status }))
@@ -105,6 +108,7 @@ fn test_append(input: Value, ctx: &TaskContext) -> Result<Value, Failure> {
         .append(true)
         .open(file)
         .map_err(|e| Failure::new(pixelflow_engine::error::names::TASK_FAILED, format!("{file}: {e}")))?;
-    writeln!(f, "{line}").and_then(|_| f.sync_data()).map_err(|e| Failure::new(pixelflow_engine::error::names::TASK_FAILED, e.to_string()))?;
+    // One write of the whole line: O_APPEND keeps concurrent Map items from interleaving.
+    f.write_all(format!("{line}\n").as_bytes()).and_then(|_| f.sync_data()).map_err(|e| Failure::new(pixelflow_engine::error::names::TASK_FAILED, e.to_string()))?;
     Ok(json!({ "appended": line }))
 }

@@ -84,3 +84,18 @@ impl From<Error> for pixelflow_engine::JournalError {
 pub(crate) fn corrupt(what: &str, e: serde_json::Error) -> Error {
     Error::Corrupt(format!("{what}: {e}"))
 }
+
+impl Error {
+    /// Whether SQLite refused because another connection held a lock.
+    pub fn is_busy(&self) -> bool {
+        let sqlite = match self {
+            Error::Sqlite(e) => Some(e),
+            Error::Migration(rusqlite_migration::Error::RusqliteError { err, .. }) => Some(err),
+            _ => None,
+        };
+        matches!(
+            sqlite.and_then(|e| e.sqlite_error_code()),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}

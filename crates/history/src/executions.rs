@@ -498,3 +498,15 @@ pub(crate) fn heartbeat(conn: &Connection, me: ProcessIdentity, now: i64) -> Res
         )?
         .execute(params![now, i64::from(me.pid), me.start])?)
 }
+
+/// Gives up ownership of a RUNNING execution owned by `me` (it was interrupted on purpose), so
+/// that a resume may claim it at once.
+pub(crate) fn release(conn: &Connection, id: &str, me: ProcessIdentity) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE executions SET owner_pid = NULL, owner_start = NULL
+             WHERE id = ?1 AND status = 'RUNNING' AND owner_pid = ?2 AND owner_start IS ?3",
+        )?
+        .execute(params![id, i64::from(me.pid), me.start])?
+        == 1)
+}

@@ -207,6 +207,8 @@ impl WriterState {
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         // Executions whose events this batch stored, to park the error if the commit fails.
         let mut stored: HashSet<String> = HashSet::new();
+        // Disjoint borrows: the transaction holds the connection while failures are parked.
+        let parked = &mut self.parked;
         let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -214,12 +216,12 @@ impl WriterState {
                 for m in batch {
                     match m {
                         Msg::Event(ev) => {
-                            self.parked.entry(ev.execution).or_insert_with(|| msg.clone());
+                            parked.entry(ev.execution).or_insert_with(|| msg.clone());
                         }
                         Msg::Job(job) => jobs.push(job),
                     }
                 }
-                self.fail_all(jobs, &msg);
+                fail_all(parked, jobs, &msg);
                 return;
             }
         };
@@ -235,7 +237,7 @@ impl WriterState {
                         // A failed statement is rolled back on its own; the transaction and the
                         // rest of the batch go on.
                         tracing::warn!(execution = %ev.execution, kind = %ev.kind, "cannot store history event: {e}");
-                        self.parked
+                        parked
                             .entry(ev.execution)
                             .or_insert_with(|| format!("cannot store event {} {}: {e}", ev.kind, ev.key));
                     }
@@ -260,7 +262,7 @@ impl WriterState {
         match tx.commit() {
             Ok(()) => {
                 for mut job in jobs {
-                    if let Some(error) = self.take_parked(job.scope()) {
+                    if let Some(error) = take_parked(parked, job.scope()) {
                         job.fail(Error::Write(error));
                     }
                     job.reply();
@@ -270,37 +272,37 @@ impl WriterState {
                 let msg = format!("cannot commit: {e}");
                 tracing::error!("history {msg}");
                 for execution in stored {
-                    self.parked.entry(execution).or_insert_with(|| msg.clone());
+                    parked.entry(execution).or_insert_with(|| msg.clone());
                 }
-                self.fail_all(jobs, &msg);
+                fail_all(parked, jobs, &msg);
             }
         }
     }
+}
 
-    fn fail_all(&mut self, jobs: Vec<Box<dyn Job>>, msg: &str) {
-        for mut job in jobs {
-            // The job gets the batch's error; parked errors it covers are reported with it.
-            let _ = self.take_parked(job.scope());
-            job.fail(Error::Write(msg.to_string()));
-            job.reply();
-        }
+fn fail_all(parked: &mut HashMap<String, String>, jobs: Vec<Box<dyn Job>>, msg: &str) {
+    for mut job in jobs {
+        // The job gets the batch's error; parked errors it covers are reported with it.
+        let _ = take_parked(parked, job.scope());
+        job.fail(Error::Write(msg.to_string()));
+        job.reply();
     }
+}
 
-    /// The parked event failures a job with this scope must report, removed from the park.
-    fn take_parked(&mut self, scope: &Scope) -> Option<String> {
-        if self.parked.is_empty() {
-            return None;
-        }
-        match scope {
-            Scope::Nothing => None,
-            Scope::Execution(id) => self.parked.remove(id),
-            Scope::All => {
-                let mut all: Vec<String> = self.parked.drain().map(|(_, e)| e).collect();
-                all.sort();
-                let n = all.len();
-                let first = all.into_iter().next()?;
-                Some(if n > 1 { format!("{first} (and failures of {} more executions)", n - 1) } else { first })
-            }
+/// The parked event failures a job with this scope must report, removed from the park.
+fn take_parked(parked: &mut HashMap<String, String>, scope: &Scope) -> Option<String> {
+    if parked.is_empty() {
+        return None;
+    }
+    match scope {
+        Scope::Nothing => None,
+        Scope::Execution(id) => parked.remove(id),
+        Scope::All => {
+            let mut all: Vec<String> = parked.drain().map(|(_, e)| e).collect();
+            all.sort();
+            let n = all.len();
+            let first = all.into_iter().next()?;
+            Some(if n > 1 { format!("{first} (and failures of {} more executions)", n - 1) } else { first })
         }
     }
 }

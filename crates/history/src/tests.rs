@@ -1,0 +1,669 @@
+//! Tests on real temporary database files.
+
+use std::time::{Duration, Instant};
+
+use pixelflow_engine::{CancelToken, Checkpoint, Event, Failure, Journal, TokenOutcome};
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::*;
+
+fn temp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested").join("dir").join("history.db");
+    (dir, path)
+}
+
+/// A connection outside any `History`, like another process (or tool) would have.
+fn raw(path: &Path) -> Connection {
+    let c = Connection::open(path).expect("open raw");
+    c.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+    c
+}
+
+fn new_exec(id: &str) -> NewExecution {
+    NewExecution {
+        id: id.into(),
+        name: format!("name-{id}"),
+        workflow_name: "thumbnails".into(),
+        workflow_hash: "hash".into(),
+        definition: r#"{"StartAt":"A","States":{"A":{"Type":"Succeed"}}}"#.into(),
+        input: json!({"dir": "photos"}),
+        started_at_ms: 1_700_000_000_000,
+    }
+}
+
+fn ev(kind: &str, key: &str, detail: Value) -> Event {
+    Event { kind: kind.into(), state: Some("A".into()), key: key.into(), detail }
+}
+
+#[test]
+fn fresh_file_migrates_and_reopens() {
+    let (_dir, path) = temp();
+    {
+        let h = History::open(&path).unwrap();
+        assert_eq!(h.path(), path);
+        assert_eq!(h.schema_version().unwrap(), SCHEMA_VERSION);
+        h.create_execution(&new_exec("e1")).unwrap();
+    }
+    let h = History::open(&path).unwrap();
+    assert_eq!(h.schema_version().unwrap(), SCHEMA_VERSION);
+    let rec = h.execution("e1").unwrap().unwrap();
+    assert_eq!(rec.status, ExecutionStatus::Running);
+    assert_eq!(rec.input, json!({"dir": "photos"}));
+    assert_eq!(rec.owner_pid, Some(std::process::id()));
+
+    let c = raw(&path);
+    let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(tables, ["checkpoints", "events", "executions", "task_tokens"]);
+}
+
+#[test]
+fn refuses_a_newer_schema() {
+    let (_dir, path) = temp();
+    drop(History::open(&path).unwrap());
+    raw(&path).pragma_update(None, "user_version", SCHEMA_VERSION as i64 + 1).unwrap();
+    match History::open(&path) {
+        Err(e @ Error::SchemaTooNew { found, supported, .. }) => {
+            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            assert!(e.to_string().contains("newer"), "{e}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("opened a database with a newer schema"),
+    }
+}
+
+#[test]
+fn refuses_a_file_that_is_not_a_database() {
+    let (_dir, path) = temp();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"this is not sqlite, just some bytes that are long enough to be a header....").unwrap();
+    assert!(History::open(&path).is_err());
+}
+
+#[test]
+fn events_are_idempotent_by_kind_and_key_and_ordered() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    h.create_execution(&new_exec("e2")).unwrap();
+    h.record("e1", ev("TaskStateEntered", "/0:A", json!({"n": 1})));
+    h.record("e1", ev("TaskScheduled", "/0:A", json!({"n": 2})));
+    h.record("e2", ev("TaskStateEntered", "/0:A", json!({"other": true})));
+    h.record("e1", ev("TaskStateEntered", "/0:A", json!({"n": "replayed"})));
+    h.record("e1", ev("TaskStateEntered", "/1:B", json!({"n": 3})));
+    h.flush().unwrap();
+    // A replay after a "crash", through a fresh handle: nothing new.
+    drop(h);
+    let h = History::open(&path).unwrap();
+    h.record("e1", ev("TaskScheduled", "/0:A", json!({"n": "again"})));
+    h.flush().unwrap();
+
+    let events = h.events("e1").unwrap();
+    let got: Vec<_> = events.iter().map(|e| (e.kind.as_str(), e.key.as_str(), e.detail.clone())).collect();
+    assert_eq!(
+        got,
+        [
+            ("TaskStateEntered", "/0:A", json!({"n": 1})),
+            ("TaskScheduled", "/0:A", json!({"n": 2})),
+            ("TaskStateEntered", "/1:B", json!({"n": 3})),
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq && w[0].timestamp_ms <= w[1].timestamp_ms));
+    assert_eq!(events[0].to_event(), ev("TaskStateEntered", "/0:A", json!({"n": 1})));
+    assert_eq!(h.events("e2").unwrap().len(), 1);
+    assert!(h.events("nope").unwrap().is_empty());
+}
+
+#[test]
+fn checkpoints_survive_reopen() {
+    let (_dir, path) = temp();
+    let failure = Failure::new("States.TaskFailed", "boom");
+    {
+        let h = History::open(&path).unwrap();
+        h.create_execution(&new_exec("e1")).unwrap();
+        assert_eq!(h.checkpoint("e1", "/0:A").unwrap(), None);
+        h.save_checkpoint("e1", "/0:A", &Checkpoint::Succeeded(json!({"out": [1, 2]}))).unwrap();
+        h.save_checkpoint("e1", "/1:B", &Checkpoint::Failed(failure.clone())).unwrap();
+        h.save_checkpoint("e1", "/2:W", &Checkpoint::WaitUntil(42)).unwrap();
+        // Replaced, like the in-memory journal does.
+        h.save_checkpoint("e1", "/2:W", &Checkpoint::WaitUntil(43)).unwrap();
+        // Visible at once to reads (save_checkpoint returns after the commit).
+        assert_eq!(h.checkpoint("e1", "/0:A").unwrap(), Some(Checkpoint::Succeeded(json!({"out": [1, 2]}))));
+        // Saving for an execution that does not exist fails instead of pretending.
+        assert!(h.save_checkpoint("ghost", "/0:A", &Checkpoint::WaitUntil(1)).is_err());
+    }
+    let h = History::open(&path).unwrap();
+    assert_eq!(h.checkpoint("e1", "/0:A").unwrap(), Some(Checkpoint::Succeeded(json!({"out": [1, 2]}))));
+    assert_eq!(h.checkpoint("e1", "/1:B").unwrap(), Some(Checkpoint::Failed(failure)));
+    assert_eq!(h.checkpoint("e1", "/2:W").unwrap(), Some(Checkpoint::WaitUntil(43)));
+    assert_eq!(h.checkpoint("e2", "/0:A").unwrap(), None);
+}
+
+#[test]
+fn checkpoint_covers_events_recorded_before_it() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    for i in 0..500 {
+        h.record("e1", ev("TaskStateEntered", &format!("/{i}:A"), json!(i)));
+    }
+    h.save_checkpoint("e1", "/499:A", &Checkpoint::WaitUntil(1)).unwrap();
+    assert_eq!(h.events("e1").unwrap().len(), 500);
+}
+
+#[test]
+fn many_events_are_batched_and_flushed() {
+    let (_dir, path) = temp();
+    const N: usize = 20_000;
+    {
+        let h = History::open(&path).unwrap();
+        h.create_execution(&new_exec("e1")).unwrap();
+        for i in 0..N {
+            h.record("e1", ev("TaskStateEntered", &format!("/{i}:A"), json!({"i": i})));
+        }
+        h.flush().unwrap();
+        let events = h.events("e1").unwrap();
+        assert_eq!(events.len(), N);
+        assert!(events.iter().enumerate().all(|(i, e)| e.detail == json!({"i": i})));
+        // Recorded and never flushed: dropping the last handle still writes them.
+        for i in N..N + 100 {
+            h.record("e1", ev("TaskStateEntered", &format!("/{i}:A"), json!({"i": i})));
+        }
+    }
+    let h = History::open(&path).unwrap();
+    assert_eq!(h.events("e1").unwrap().len(), N + 100);
+}
+
+#[test]
+fn events_of_an_unknown_execution_fail_the_next_flush() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    h.record("ghost", ev("TaskStateEntered", "/0:A", json!(null)));
+    h.record("e1", ev("TaskStateEntered", "/0:A", json!(null)));
+    // The checkpoint of another execution is not blamed for it...
+    h.save_checkpoint("e1", "/0:A", &Checkpoint::WaitUntil(1)).unwrap();
+    // ...but a flush, which vouches for every event, is.
+    let err = h.flush().unwrap_err();
+    assert!(err.0.contains("ghost") || err.0.contains("FOREIGN KEY"), "{err}");
+    // Reported once; the history goes on working.
+    h.flush().unwrap();
+    assert_eq!(h.events("e1").unwrap().len(), 1);
+}
+
+#[test]
+fn finish_execution_stores_the_outcome() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    for id in ["ok", "bad", "late", "stopped"] {
+        h.create_execution(&new_exec(id)).unwrap();
+    }
+    h.record("ok", ev("ExecutionSucceeded", "", json!({"done": true})));
+    h.finish_execution("ok", &Outcome::Succeeded(json!({"done": true}))).unwrap();
+    // finish_execution committed the event recorded before it.
+    assert_eq!(h.events("ok").unwrap().len(), 1);
+    let rec = h.execution("ok").unwrap().unwrap();
+    assert_eq!(rec.status, ExecutionStatus::Succeeded);
+    assert_eq!(rec.output, Some(json!({"done": true})));
+    assert!(rec.stopped_at_ms.unwrap() >= rec.started_at_ms);
+    assert_eq!((rec.error, rec.cause), (None, None));
+
+    h.finish_execution("bad", &Outcome::Failed(Failure::new("States.TaskFailed", "no such file"))).unwrap();
+    h.finish_execution("late", &Outcome::TimedOut(Failure::new("States.Timeout", "too slow"))).unwrap();
+    h.finish_execution("stopped", &Outcome::Aborted(Failure::new("States.Aborted", "ctrl-c"))).unwrap();
+    let bad = h.execution("bad").unwrap().unwrap();
+    assert_eq!(bad.status, ExecutionStatus::Failed);
+    assert_eq!(bad.failure(), Some(Failure::new("States.TaskFailed", "no such file")));
+    assert_eq!(bad.output, None);
+    assert_eq!(h.execution("late").unwrap().unwrap().status, ExecutionStatus::TimedOut);
+    assert_eq!(h.execution("stopped").unwrap().unwrap().status, ExecutionStatus::Aborted);
+
+    assert!(matches!(
+        h.finish_execution("ok", &Outcome::Succeeded(json!(1))),
+        Err(Error::NotRunning { status, .. }) if status == "SUCCEEDED"
+    ));
+    assert!(matches!(h.finish_execution("ghost", &Outcome::Succeeded(json!(1))), Err(Error::UnknownExecution(_))));
+    // The failed finish did not change the row.
+    assert_eq!(h.execution("ok").unwrap().unwrap().output, Some(json!({"done": true})));
+    assert!(matches!(h.create_execution(&new_exec("ok")), Err(Error::ExecutionExists(id)) if id == "ok"));
+}
+
+#[test]
+fn rejected_attempts_get_a_failed_row_and_one_event() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    let diagnostics = "/States/A/Type: unknown state type \"Nope\"";
+    h.record_rejected(&new_exec("r1"), diagnostics).unwrap();
+    let rec = h.execution("r1").unwrap().unwrap();
+    assert_eq!(rec.status, ExecutionStatus::Failed);
+    assert_eq!(rec.error.as_deref(), Some(VALIDATION_ERROR));
+    assert_eq!(rec.cause.as_deref(), Some(diagnostics));
+    assert_eq!(rec.owner_pid, None);
+    assert!(rec.stopped_at_ms.is_some());
+    let events = h.events("r1").unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EXECUTION_FAILED);
+    assert_eq!(events[0].detail, json!({"error": VALIDATION_ERROR, "cause": diagnostics}));
+    // Never orphaned, never claimable.
+    assert!(h.orphaned_executions().unwrap().is_empty());
+    assert!(!h.claim("r1").unwrap());
+    assert!(matches!(h.record_rejected(&new_exec("r1"), "x"), Err(Error::ExecutionExists(_))));
+}
+
+#[test]
+fn list_filters() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    let base = parse_time("2024-05-01T00:00:00Z").unwrap();
+    let hour = 3_600_000;
+    let mk = |id: &str, workflow: &str, hours: i64, input: Value| NewExecution {
+        id: id.into(),
+        name: format!("run {id}"),
+        workflow_name: workflow.into(),
+        workflow_hash: "h".into(),
+        definition: "{}".into(),
+        input,
+        started_at_ms: base + hours * hour,
+    };
+    h.create_execution(&mk("a1", "thumbs", 0, json!({"dir": "holiday"}))).unwrap();
+    h.create_execution(&mk("a2", "thumbs", 1, json!({"dir": "work"}))).unwrap();
+    h.create_execution(&mk("b1", "watermark", 2, json!({"dir": "50%_off"}))).unwrap();
+    h.record_rejected(&mk("b2", "watermark", 3, json!({})), "bad").unwrap();
+    h.finish_execution("a1", &Outcome::Succeeded(json!(null))).unwrap();
+
+    let ids = |f: ExecutionFilter| -> Vec<String> { h.list_executions(&f).unwrap().into_iter().map(|s| s.id).collect() };
+    assert_eq!(ids(ExecutionFilter::default()), ["b2", "b1", "a2", "a1"]);
+    assert_eq!(ids(ExecutionFilter { limit: Some(2), ..Default::default() }), ["b2", "b1"]);
+    assert_eq!(ids(ExecutionFilter { status: Some(ExecutionStatus::Running), ..Default::default() }), ["b1", "a2"]);
+    assert_eq!(ids(ExecutionFilter { status: Some(ExecutionStatus::Failed), ..Default::default() }), ["b2"]);
+    assert_eq!(ids(ExecutionFilter { workflow: Some("thumbs".into()), ..Default::default() }), ["a2", "a1"]);
+    assert_eq!(
+        ids(ExecutionFilter { since: Some("2024-05-01T01:00:00Z".into()), ..Default::default() }),
+        ["b2", "b1", "a2"]
+    );
+    assert_eq!(
+        ids(ExecutionFilter { until: Some((base + 2 * hour).to_string()), ..Default::default() }),
+        ["a2", "a1"]
+    );
+    assert_eq!(
+        ids(ExecutionFilter {
+            since: Some("2024-05-01T02:00:00+01:00".into()),
+            until: Some("2024-05-01T02:30:00Z".into()),
+            ..Default::default()
+        }),
+        ["b1", "a2"]
+    );
+    assert_eq!(ids(ExecutionFilter { since: Some("2024-05-02".into()), ..Default::default() }), Vec::<String>::new());
+    // Text: input, id, name, workflow; LIKE wildcards in the text are literal.
+    assert_eq!(ids(ExecutionFilter { text: Some("HOLIDAY".into()), ..Default::default() }), ["a1"]);
+    assert_eq!(ids(ExecutionFilter { text: Some("50%_".into()), ..Default::default() }), ["b1"]);
+    assert_eq!(ids(ExecutionFilter { text: Some("%".into()), ..Default::default() }), ["b1"]);
+    assert_eq!(ids(ExecutionFilter { text: Some("run a".into()), ..Default::default() }), ["a2", "a1"]);
+    assert_eq!(ids(ExecutionFilter { text: Some("waterm".into()), ..Default::default() }), ["b2", "b1"]);
+    assert_eq!(
+        ids(ExecutionFilter {
+            status: Some(ExecutionStatus::Running),
+            workflow: Some("thumbs".into()),
+            text: Some("work".into()),
+            ..Default::default()
+        }),
+        ["a2"]
+    );
+    assert!(matches!(
+        h.list_executions(&ExecutionFilter { since: Some("yesterday".into()), ..Default::default() }),
+        Err(Error::InvalidTime(_))
+    ));
+    let summary = &h.list_executions(&ExecutionFilter { status: Some(ExecutionStatus::Failed), ..Default::default() }).unwrap()[0];
+    assert_eq!(summary.error.as_deref(), Some(VALIDATION_ERROR));
+    assert_eq!(summary.workflow_name, "watermark");
+}
+
+#[test]
+fn prefix_lookup() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    for id in ["abc", "abc-1", "abc-2", "abd", "x%y"] {
+        h.create_execution(&new_exec(id)).unwrap();
+    }
+    assert_eq!(h.execution("abc").unwrap().unwrap().id, "abc"); // exact beats prefix
+    assert_eq!(h.execution("abc-2").unwrap().unwrap().id, "abc-2");
+    assert_eq!(h.execution("abd").unwrap().unwrap().id, "abd");
+    assert_eq!(h.execution("x%").unwrap().unwrap().id, "x%y");
+    assert!(h.execution("zzz").unwrap().is_none());
+    assert!(h.execution("").unwrap().is_none());
+    assert!(h.execution("x_").unwrap().is_none());
+    match h.execution("abc-") {
+        Err(Error::AmbiguousPrefix { prefix, matches }) => {
+            assert_eq!(prefix, "abc-");
+            assert_eq!(matches, ["abc-1", "abc-2"]);
+        }
+        other => panic!("expected an ambiguity, got {other:?}"),
+    }
+    assert!(matches!(h.execution("ab"), Err(Error::AmbiguousPrefix { .. })));
+    let full = h.execution("abd").unwrap().unwrap();
+    assert_eq!(full.definition, new_exec("abd").definition);
+    assert_eq!(full.workflow_hash, "hash");
+}
+
+/// Sets the owner columns of an execution, as another process would have written them.
+fn set_owner(path: &Path, id: &str, pid: Option<i64>, start: Option<i64>, heartbeat: Option<i64>) {
+    raw(path)
+        .execute(
+            "UPDATE executions SET owner_pid = ?2, owner_start = ?3, heartbeat_at = ?4 WHERE id = ?1",
+            rusqlite::params![id, pid, start, heartbeat],
+        )
+        .unwrap();
+}
+
+#[test]
+fn orphan_detection_and_claim() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    let me = h.owner();
+    assert_eq!(me, process::current());
+    for id in ["mine", "reused", "silent", "fresh", "nobody"] {
+        h.create_execution(&new_exec(id)).unwrap();
+    }
+    // Our pid with another start identity: a dead earlier process whose pid we got.
+    set_owner(&path, "reused", Some(i64::from(me.pid)), Some(me.start.unwrap_or(0) - 1), Some(now_ms()));
+    // An owner whose start is unknown: decided by heartbeat.
+    set_owner(&path, "silent", Some(i64::from(u32::MAX - 7)), None, Some(now_ms() - process::ORPHAN_AFTER_MS - 1000));
+    set_owner(&path, "fresh", Some(i64::from(u32::MAX - 7)), None, Some(now_ms()));
+    set_owner(&path, "nobody", None, None, None);
+
+    let mut expected = vec!["nobody", "reused", "silent"];
+    if cfg!(target_os = "linux") {
+        // A child process that has exited (and was reaped): its execution is orphaned.
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn sleep");
+        let start = process::proc_start_time(child.id()).expect("child start time");
+        h.create_execution(&new_exec("dead-child")).unwrap();
+        set_owner(&path, "dead-child", Some(i64::from(child.id())), Some(start), Some(now_ms()));
+        // Alive: not orphaned, cannot be claimed.
+        assert!(!h.orphaned_executions().unwrap().iter().any(|r| r.id == "dead-child"));
+        assert!(!h.claim("dead-child").unwrap());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        expected.insert(0, "dead-child");
+    }
+    let mut orphans: Vec<String> = h.orphaned_executions().unwrap().into_iter().map(|r| r.id).collect();
+    orphans.sort();
+    expected.sort();
+    assert_eq!(orphans, expected);
+
+    // Claim works once, then the execution is ours (and alive).
+    for id in &expected {
+        assert!(h.claim(id).unwrap(), "claim {id}");
+        assert!(!h.claim(id).unwrap(), "second claim of {id}");
+        let rec = h.execution(id).unwrap().unwrap();
+        assert_eq!((rec.owner_pid, rec.owner_start), (Some(me.pid), me.start));
+    }
+    assert!(h.orphaned_executions().unwrap().is_empty());
+    assert!(!h.claim("mine").unwrap());
+    assert!(!h.claim("fresh").unwrap());
+    h.finish_execution("mine", &Outcome::Succeeded(json!(1))).unwrap();
+    assert!(!h.claim("mine").unwrap());
+    assert!(matches!(h.claim("ghost"), Err(Error::UnknownExecution(_))));
+
+    // A second handle on the same file claims atomically too: only one of two racing wins.
+    set_owner(&path, "fresh", None, None, None);
+    let h2 = History::open(&path).unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| h.claim("fresh").unwrap());
+        let b = s.spawn(|| h2.claim("fresh").unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a ^ b, "exactly one claim wins ({a}, {b})");
+}
+
+#[test]
+fn heartbeat_refreshes_own_executions_only() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("mine")).unwrap();
+    h.create_execution(&new_exec("other")).unwrap();
+    let me = h.owner();
+    set_owner(&path, "mine", Some(i64::from(me.pid)), me.start, Some(1));
+    set_owner(&path, "other", Some(1), Some(1), Some(1));
+    assert_eq!(h.heartbeat().unwrap(), 1);
+    assert!(h.execution("mine").unwrap().unwrap().heartbeat_at_ms.unwrap() > 1);
+    assert_eq!(h.execution("other").unwrap().unwrap().heartbeat_at_ms, Some(1));
+}
+
+#[test]
+fn token_answered_from_another_handle_wakes_the_waiter() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    let token = h.task_token("e1", "/0:Review", "Review", &json!({"image": "a.png"})).unwrap();
+    // Same visit, same token (a resumed execution keeps waiting on it).
+    assert_eq!(h.task_token("e1", "/0:Review", "Review", &json!({"image": "other"})).unwrap(), token);
+
+    let pending = h.pending_tokens().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].token.as_str(), pending[0].execution_id.as_str(), pending[0].state.as_str(), &pending[0].payload),
+        (token.as_str(), "e1", "Review", &json!({"image": "a.png"}))
+    );
+    assert_eq!(pending[0].key, "/0:Review");
+
+    let waiter = {
+        let h = h.clone();
+        let token = token.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let got = h.wait_for_token(&token, Some(Duration::from_secs(20)), &CancelToken::new()).unwrap();
+            (got, started.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let other = History::open(&path).unwrap();
+    let answer = other.answer_token(&token, &TokenOutcome::Succeeded(json!({"approved": true}))).unwrap();
+    assert_eq!(answer, TokenAnswer::Answered { execution_id: "e1".into() });
+    let (got, waited) = waiter.join().unwrap();
+    assert_eq!(got, Some(TokenOutcome::Succeeded(json!({"approved": true}))));
+    assert!(waited < Duration::from_secs(5), "waited {waited:?}");
+    assert!(h.pending_tokens().unwrap().is_empty());
+}
+
+#[test]
+fn token_answered_by_another_process_is_found_by_polling() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    let token = h.task_token("e1", "/0:Review", "Review", &json!(null)).unwrap();
+    let waiter = {
+        let h = h.clone();
+        let token = token.clone();
+        std::thread::spawn(move || h.wait_for_token(&token, Some(Duration::from_secs(20)), &CancelToken::new()).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    // Written straight into the file, without any History: no in-process notification.
+    raw(&path)
+        .execute(
+            "UPDATE task_tokens SET status = 'FAILED', error = 'Rejected', cause = 'blurry', answered_at = 1 WHERE token = ?1",
+            [&token],
+        )
+        .unwrap();
+    assert_eq!(waiter.join().unwrap(), Some(TokenOutcome::Failed(Failure::new("Rejected", "blurry"))));
+}
+
+#[test]
+fn token_answers_unknown_already_answered_timeout_cancel() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    let t1 = h.task_token("e1", "/0:A", "A", &json!(1)).unwrap();
+    let t2 = h.task_token("e1", "/1:B", "B", &json!(2)).unwrap();
+    assert_ne!(t1, t2);
+
+    // Timeout and cancel give None, like the in-memory journal.
+    let started = Instant::now();
+    assert_eq!(h.wait_for_token(&t1, Some(Duration::from_millis(200)), &CancelToken::new()).unwrap(), None);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let cancel = CancelToken::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            cancel.cancel();
+        })
+    };
+    assert_eq!(h.wait_for_token(&t1, None, &cancel).unwrap(), None);
+    canceller.join().unwrap();
+
+    let failure = Failure::new("Rejected", "no");
+    assert_eq!(
+        h.answer_token(&t1, &TokenOutcome::Failed(failure.clone())).unwrap(),
+        TokenAnswer::Answered { execution_id: "e1".into() }
+    );
+    assert_eq!(h.answer_token(&t1, &TokenOutcome::Succeeded(json!(1))).unwrap(), TokenAnswer::AlreadyAnswered);
+    assert_eq!(h.answer_token("no-such-token", &TokenOutcome::Succeeded(json!(1))).unwrap(), TokenAnswer::Unknown);
+    // The first answer stands, and an answered token returns at once even when cancelled.
+    assert_eq!(h.wait_for_token(&t1, None, &cancel).unwrap(), Some(TokenOutcome::Failed(failure)));
+    assert!(h.wait_for_token("no-such-token", Some(Duration::from_millis(10)), &CancelToken::new()).is_err());
+
+    let pending: Vec<String> = h.pending_tokens().unwrap().into_iter().map(|p| p.token).collect();
+    assert_eq!(pending, std::slice::from_ref(&t2));
+    // A stopped execution's tokens are not pending any more.
+    h.finish_execution("e1", &Outcome::Aborted(Failure::new("States.Aborted", "stop"))).unwrap();
+    assert!(h.pending_tokens().unwrap().is_empty());
+    // The token survives a reopen.
+    drop(h);
+    let h = History::open(&path).unwrap();
+    assert_eq!(h.task_token("e1", "/1:B", "B", &json!(2)).unwrap(), t2);
+}
+
+#[test]
+fn concurrent_writers_from_many_threads() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    const THREADS: usize = 8;
+    const EVENTS: usize = 1000;
+    h.create_execution(&new_exec("shared")).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let h = h.clone();
+            s.spawn(move || {
+                let id = format!("t{t}");
+                h.create_execution(&new_exec(&id)).unwrap();
+                for i in 0..EVENTS {
+                    h.record(&id, ev("TaskStateEntered", &format!("/{i}:A"), json!(i)));
+                    h.record("shared", ev("Tick", &format!("{t}/{i}"), json!(i)));
+                    if i % 20 == 0 {
+                        h.save_checkpoint(&id, &format!("/{i}:A"), &Checkpoint::Succeeded(json!(i))).unwrap();
+                    }
+                }
+                h.finish_execution(&id, &Outcome::Succeeded(json!(t))).unwrap();
+            });
+        }
+    });
+    h.flush().unwrap();
+    for t in 0..THREADS {
+        let id = format!("t{t}");
+        let events = h.events(&id).unwrap();
+        assert_eq!(events.len(), EVENTS);
+        // Each thread's events are in the order it recorded them.
+        assert!(events.iter().enumerate().all(|(i, e)| e.detail == json!(i)));
+        assert_eq!(h.checkpoint(&id, "/980:A").unwrap(), Some(Checkpoint::Succeeded(json!(980))));
+        assert_eq!(h.execution(&id).unwrap().unwrap().status, ExecutionStatus::Succeeded);
+    }
+    assert_eq!(h.events("shared").unwrap().len(), THREADS * EVENTS);
+}
+
+#[test]
+fn two_handles_write_the_same_file() {
+    let (_dir, path) = temp();
+    let h1 = History::open(&path).unwrap();
+    let h2 = History::open(&path).unwrap();
+    h1.create_execution(&new_exec("e1")).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..2000 {
+                h1.record("e1", ev("A", &i.to_string(), json!(i)));
+            }
+            h1.flush().unwrap();
+        });
+        s.spawn(|| {
+            for i in 0..2000 {
+                h2.record("e1", ev("B", &i.to_string(), json!(i)));
+            }
+            h2.flush().unwrap();
+        });
+    });
+    assert_eq!(h1.events("e1").unwrap().len(), 4000);
+}
+
+#[test]
+fn times_parse_and_render() {
+    assert_eq!(parse_time("0").unwrap(), 0);
+    assert_eq!(parse_time(" 1714521600000 ").unwrap(), 1_714_521_600_000);
+    assert_eq!(parse_time("2024-05-01T00:00:00Z").unwrap(), 1_714_521_600_000);
+    assert_eq!(parse_time("2024-05-01T02:00:00+02:00").unwrap(), 1_714_521_600_000);
+    assert_eq!(parse_time("2024-05-01").unwrap(), 1_714_521_600_000);
+    assert!(matches!(parse_time("May 1st"), Err(Error::InvalidTime(_))));
+    assert_eq!(to_rfc3339(1_714_521_600_123), "2024-05-01T00:00:00.123Z");
+    assert_eq!(parse_time(&to_rfc3339(1_714_521_600_123)).unwrap(), 1_714_521_600_123);
+}
+
+#[test]
+fn status_spellings() {
+    for st in ExecutionStatus::ALL {
+        assert_eq!(st.as_str().parse::<ExecutionStatus>().unwrap(), st);
+        assert_eq!(serde_json::to_value(st).unwrap(), json!(st.as_str()));
+    }
+    assert_eq!("timed-out".parse::<ExecutionStatus>().unwrap(), ExecutionStatus::TimedOut);
+    assert!("DONE".parse::<ExecutionStatus>().is_err());
+}
+
+#[test]
+fn history_is_clone_send_sync() {
+    fn check<T: Clone + Send + Sync + 'static>() {}
+    check::<History>();
+    fn journal(_: &dyn Journal) {}
+    let (_dir, path) = temp();
+    journal(&History::open(&path).unwrap());
+}
+
+/// Throughput of the journal as the interpreter uses it: per state transition three events
+/// and (for a task) a durable checkpoint, from 1 to 16 threads. Run with
+/// `cargo test -p pixelflow-history --release -- --ignored --nocapture throughput`.
+#[test]
+#[ignore]
+fn throughput() {
+    for (threads, checkpoints) in [(1, false), (1, true), (4, false), (4, true), (16, true)] {
+        let (_dir, path) = temp();
+        let h = History::open(&path).unwrap();
+        let transitions = 100_000 / threads;
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let h = h.clone();
+                s.spawn(move || {
+                    let id = format!("t{t}");
+                    h.create_execution(&new_exec(&id)).unwrap();
+                    for i in 0..transitions {
+                        let key = format!("/{i}:Resize");
+                        h.record(&id, ev("TaskStateEntered", &key, json!({"input": {"file": "a.png", "i": i}})));
+                        h.record(&id, ev("TaskScheduled", &key, json!({"resource": "pixelflow:resize"})));
+                        if checkpoints {
+                            h.save_checkpoint(&id, &key, &Checkpoint::Succeeded(json!({"file": "b.png"}))).unwrap();
+                        }
+                        h.record(&id, ev("TaskStateExited", &key, json!({"output": {"file": "b.png"}})));
+                    }
+                    h.flush().unwrap();
+                });
+            }
+        });
+        let n = threads * transitions;
+        println!("threads={threads} checkpoints={checkpoints}: {:.0} transitions/s", n as f64 / started.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what Pixelflow needs to build and test, idempotently, on a fresh Debian machine (as
+# root) or a developer's machine: Debian packages, the Node tools the tests use, and the Rust
+# build itself. Sourced by run.sh and test.sh; safe to run again.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Keep the build out of the clone so reruns are incremental and clean clones stay small.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/pixelflow/target}
+
+need_apt=()
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: please install: ${need_apt[*]} (sudo apt-get install ...)" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v cargo >/dev/null; then
+  for c in "$HOME/.cargo/bin/cargo" /usr/local/cargo/bin/cargo; do
+    [ -x "$c" ] && export PATH="$(dirname "$c"):$PATH" && break
+  done
+fi
+command -v cargo >/dev/null || { echo "setup: Rust (cargo) is required: https://rustup.rs" >&2; exit 1; }

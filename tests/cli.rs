@@ -1,0 +1,217 @@
+//! The CLI contract that scripts rely on: exit codes, stdout JSON, validation messages, the
+//! history commands and task tokens, through the real `pixelflow` binary.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::{stderr, stdout_json, Sandbox};
+
+fn review_workflow() -> Value {
+    json!({"StartAt": "Review", "States": {
+        "Review": {"Type": "Task", "Resource": "pixelflow:review.waitForTaskToken",
+                   "Parameters": {"image.$": "$.image", "token.$": "$$.Task.Token"},
+                   "ResultPath": "$.review",
+                   "Catch": [{"ErrorEquals": ["Pixelflow.Rejected"], "ResultPath": "$.rejected", "Next": "Rejected"}],
+                   "Next": "Approved"},
+        "Approved": {"Type": "Pass", "End": true},
+        "Rejected": {"Type": "Pass", "End": true}
+    }})
+}
+
+/// Polls `pixelflow task list --json` until a token is pending.
+fn wait_for_token(sandbox: &Sandbox) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = sandbox.run(&["task", "list", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let pending = stdout_json(&out);
+        if let Some(first) = pending.as_array().and_then(|a| a.first()) {
+            return first.clone();
+        }
+        assert!(Instant::now() < deadline, "no task token appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn successful_run_prints_output_and_is_in_history() {
+    let sb = Sandbox::new();
+    let def = sb.json("def.json", &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"}, "End": true}}}));
+    let input = sb.json("in.json", &json!({"n": 21}));
+    let out = sb.run(&["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap(), "--name", "answer"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out), json!({"doubled": 42}));
+
+    let list = sb.run(&["history", "list", "--json", "--status", "SUCCEEDED"]);
+    let rows = stdout_json(&list);
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["name"], "answer");
+    assert_eq!(rows[0]["workflowName"], "def");
+
+    let id = rows[0]["id"].as_str().unwrap().to_string();
+    let show = stdout_json(&sb.run(&["history", "show", &id[..8], "--json"]));
+    assert_eq!(show["execution"]["output"], json!({"doubled": 42}));
+    let kinds: Vec<&str> = show["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]);
+
+    let text = sb.run(&["history", "show", &id]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("SUCCEEDED"));
+}
+
+#[test]
+fn failed_run_prints_error_and_cause_and_exits_1() {
+    let sb = Sandbox::new();
+    let def = sb.json("def.json", &json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Img.Bad", "Cause": "too dark"}}}));
+    let out = sb.run(&["workflow", "run", def.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_json(&out), json!({"error": "Img.Bad", "cause": "too dark"}));
+    let rows = stdout_json(&sb.run(&["history", "list", "--json", "--status", "FAILED"]));
+    assert_eq!(rows[0]["error"], "Img.Bad");
+}
+
+#[test]
+fn invalid_definitions_exit_2_and_record_only_the_attempt() {
+    let sb = Sandbox::new();
+    let broken = sb.path().join("broken.json");
+    std::fs::write(&broken, "{\"StartAt\": \"A\",\n \"States\": {").unwrap();
+    let out = sb.run(&["workflow", "run", broken.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not valid JSON") && stderr(&out).contains("line 2"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+
+    let not_asl = sb.json("list.json", &json!([1, 2, 3]));
+    let out = sb.run(&["workflow", "validate", not_asl.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("must be a JSON object"), "{}", stderr(&out));
+
+    let rows = stdout_json(&sb.run(&["history", "list", "--json"]));
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "only the failed attempt is recorded: {rows}");
+    assert_eq!(rows[0]["status"], "FAILED");
+    let id = rows[0]["id"].as_str().unwrap().to_string();
+    let show = stdout_json(&sb.run(&["history", "show", &id, "--json"]));
+    let events = show["events"].as_array().unwrap();
+    assert!(events.iter().all(|e| !e["kind"].as_str().unwrap().contains("State")), "no state ran: {events:?}");
+}
+
+#[test]
+fn bad_input_and_missing_files_are_clear_errors() {
+    let sb = Sandbox::new();
+    let def = sb.json("def.json", &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}));
+    let bad_input = sb.path().join("in.json");
+    std::fs::write(&bad_input, "not json").unwrap();
+    let out = sb.run(&["workflow", "run", def.to_str().unwrap(), "--input", bad_input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not valid JSON"), "{}", stderr(&out));
+
+    let out = sb.run(&["workflow", "run", "/nonexistent/def.json"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("/nonexistent/def.json"), "{}", stderr(&out));
+
+    let out = sb.run(&["history", "show", "no-such-execution"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no execution"), "{}", stderr(&out));
+}
+
+#[test]
+fn stdin_input_and_validate_ok() {
+    let sb = Sandbox::new();
+    let def = sb.json("def.json", &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "OutputPath": "$.x", "End": true}}}));
+    let out = sb.run(&["workflow", "validate", def.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let mut child = sb
+        .cmd()
+        .args(["workflow", "run", def.to_str().unwrap(), "--input", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"{\"x\": [1, 2]}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout_json(&out), json!([1, 2]));
+}
+
+#[test]
+fn task_token_success_and_failure() {
+    for (answer, expected) in [
+        (vec!["success", "--output", "{\"approved\": true}"], json!({"image": "a.jpg", "review": {"approved": true}})),
+        (
+            vec!["failure", "--error", "Pixelflow.Rejected", "--cause", "blurry"],
+            json!({"image": "a.jpg", "rejected": {"Error": "Pixelflow.Rejected", "Cause": "blurry"}}),
+        ),
+    ] {
+        let sb = Sandbox::new();
+        let def = sb.json("def.json", &review_workflow());
+        let input = sb.json("in.json", &json!({"image": "a.jpg"}));
+        let child = sb
+            .cmd()
+            .args(["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pending = wait_for_token(&sb);
+        assert_eq!(pending["payload"], json!({"image": "a.jpg"}));
+        let token = pending["token"].as_str().unwrap();
+        let mut args = vec!["task"];
+        args.push(answer[0]);
+        args.push(token);
+        args.extend(&answer[1..]);
+        let out = sb.run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout_json(&out), expected);
+
+        let again = sb.run(&["task", "success", token]);
+        assert_eq!(again.status.code(), Some(2), "a token is answered once");
+        assert!(stdout_json(&sb.run(&["task", "list", "--json"])).as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn paused_task_token_survives_a_crash() {
+    let sb = Sandbox::new();
+    let def = sb.json("def.json", &review_workflow());
+    let input = sb.json("in.json", &json!({"image": "b.jpg"}));
+    let mut child = sb
+        .cmd()
+        .args(["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pending = wait_for_token(&sb);
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    let token = pending["token"].as_str().unwrap();
+    let out = sb.run(&["task", "success", token, "--output", "{\"ok\": 1}"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = sb.run(&["resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCEEDED"), "{}", String::from_utf8_lossy(&out.stdout));
+    let rows = stdout_json(&sb.run(&["history", "list", "--json"]));
+    let id = rows[0]["id"].as_str().unwrap();
+    let show = stdout_json(&sb.run(&["history", "show", id, "--json"]));
+    assert_eq!(show["execution"]["status"], "SUCCEEDED");
+    assert_eq!(show["execution"]["output"], json!({"image": "b.jpg", "review": {"ok": 1}}));
+    let submitted = show["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "TaskSubmitted").count();
+    assert_eq!(submitted, 1, "the task was handed out once");
+}
+
+#[test]
+fn bundled_reference_workflow_validates_and_reports_missing_steps_honestly() {
+    let sb = Sandbox::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for wf in ["workflows/image-pipeline.asl.json", "workflows/image-batch.asl.json"] {
+        let out = sb.run(&["workflow", "validate", root.join(wf).to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{wf}: {}", stderr(&out));
+    }
+    let input = sb.json("in.json", &json!({"path": "photo.jpg", "outputDir": sb.path().join("out")}));
+    let out = sb.run(&["workflow", "run", root.join("workflows/image-pipeline.asl.json").to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    // Until the image steps land, validation reports "not implemented" and the workflow's
+    // Catch routes it through NotifyError to its Fail state.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["error"], "Pixelflow.NotImplemented");
+}
