@@ -899,3 +899,7 @@ fn supervise(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "interpreter_tests.rs"]
+mod tests;
