@@ -215,3 +215,38 @@ fn bundled_reference_workflow_validates_and_reports_missing_steps_honestly() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stdout_json(&out)["error"], "Pixelflow.NotImplemented");
 }
+
+#[test]
+fn hostile_definitions_are_refused_without_a_panic() {
+    let sb = Sandbox::new();
+    // Nested deeper than any real workflow: refused with the place named.
+    let mut deep = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}});
+    for _ in 0..40 {
+        deep = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [deep]}}});
+    }
+    let def = sb.json("deep.json", &deep);
+    let out = sb.run(&["workflow", "validate", def.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nested more than"), "{}", stderr(&out));
+
+    // JSON nested beyond the parser's limit.
+    let brackets = sb.path().join("brackets.json");
+    std::fs::write(&brackets, "[".repeat(100_000)).unwrap();
+    let out = sb.run(&["workflow", "validate", brackets.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // Larger than the 1 MiB a definition may be.
+    let huge = sb.path().join("huge.json");
+    std::fs::write(&huge, format!("{{\"Comment\": \"{}\"}}", "x".repeat(2 << 20))).unwrap();
+    let out = sb.run(&["workflow", "run", huge.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("more than"), "{}", stderr(&out));
+
+    // A Choice that loops forever without waiting is stopped, not hung.
+    let looping = sb.json("loop.json", &json!({"StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": false, "Next": "C"}], "Default": "D"},
+        "D": {"Type": "Succeed"}}}));
+    let out = sb.run(&["workflow", "run", looping.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout_json(&out)["error"], "States.Runtime");
+}

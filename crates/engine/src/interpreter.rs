@@ -345,7 +345,6 @@ impl<'a> Run<'a> {
             Kind::Fail { error, cause } => {
                 let error = self.fail_field(error.as_ref(), raw_input, &ctx, key)?;
                 let cause = self.fail_field(cause.as_ref(), raw_input, &ctx, key)?;
-                self.event("FailStateExited", Some(&state.name), key, json!({ "error": error, "cause": cause }));
                 Err(Failure::new(error, cause))
             }
             Kind::Choice { choices, default } => {
