@@ -201,7 +201,7 @@ fn paused_task_token_survives_a_crash() {
 }
 
 #[test]
-fn bundled_reference_workflow_validates_and_reports_missing_steps_honestly() {
+fn bundled_reference_workflow_validates_and_routes_failures_to_notify_error() {
     let sb = Sandbox::new();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for wf in ["workflows/image-pipeline.asl.json", "workflows/image-batch.asl.json"] {
@@ -210,10 +210,20 @@ fn bundled_reference_workflow_validates_and_reports_missing_steps_honestly() {
     }
     let input = sb.json("in.json", &json!({"path": "photo.jpg", "outputDir": sb.path().join("out")}));
     let out = sb.run(&["workflow", "run", root.join("workflows/image-pipeline.asl.json").to_str().unwrap(), "--input", input.to_str().unwrap()]);
-    // Until the image steps land, validation reports "not implemented" and the workflow's
-    // Catch routes it through NotifyError to its Fail state.
+    // The photo does not exist: ValidateImage fails, its Catch routes the error through
+    // NotifyError to the Fail state, which reports the original error.
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(stdout_json(&out)["error"], "Pixelflow.NotImplemented");
+    assert_eq!(stdout_json(&out)["error"], "Pixelflow.InputNotFound");
+    let rows = stdout_json(&sb.run(&["history", "list", "--json"]));
+    let show = stdout_json(&sb.run(&["history", "show", rows[0]["id"].as_str().unwrap(), "--json"]));
+    let entered: Vec<&str> = show["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().ends_with("StateEntered"))
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(entered, ["ValidateImage", "NotifyError", "ImageFailed"]);
 }
 
 #[test]
@@ -221,7 +231,7 @@ fn hostile_definitions_are_refused_without_a_panic() {
     let sb = Sandbox::new();
     // Nested deeper than any real workflow: refused with the place named.
     let mut deep = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}});
-    for _ in 0..40 {
+    for _ in 0..20 {
         deep = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [deep]}}});
     }
     let def = sb.json("deep.json", &deep);

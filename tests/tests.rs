@@ -3,5 +3,6 @@
 mod cli;
 mod crash;
 mod fidelity;
+mod imaging;
 mod util;
 mod workflows;

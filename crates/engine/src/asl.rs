@@ -17,7 +17,7 @@ use crate::step::StepRegistry;
 
 /// The deepest nesting of Parallel/Map state machines accepted; deeper definitions are refused
 /// rather than risking the interpreter's stack.
-pub const MAX_NESTING: usize = 32;
+pub const MAX_NESTING: usize = 16;
 
 /// A validated state machine (the top level, a Parallel branch, or a Map's item processor).
 #[derive(Debug, Clone)]

@@ -100,9 +100,19 @@ impl ReferencePath {
             let Some((first, rest)) = segs.split_first() else { return Ok(value) };
             match (first, at) {
                 (Segment::Field(name), Value::Object(mut map)) => {
-                    let child = map.remove(name).unwrap_or(Value::Object(Default::default()));
-                    let child = if rest.is_empty() { Value::Null } else { child };
-                    map.insert(name.clone(), put(child, rest, value)?);
+                    // Updated in place: a field that exists keeps its position among its siblings
+                    // (removing and re-inserting it would move it last, which JSON written out
+                    // later, by States.JsonToString for one, would show).
+                    match map.get_mut(name) {
+                        Some(slot) => {
+                            let child = if rest.is_empty() { Value::Null } else { std::mem::take(slot) };
+                            *slot = put(child, rest, value)?;
+                        }
+                        None => {
+                            let child = if rest.is_empty() { Value::Null } else { Value::Object(Default::default()) };
+                            map.insert(name.clone(), put(child, rest, value)?);
+                        }
+                    }
                     Ok(Value::Object(map))
                 }
                 (Segment::Index(i), Value::Array(mut items)) if *i < items.len() => {
@@ -205,5 +215,17 @@ mod tests {
         assert_eq!(p.set(json!({"a": {"b": {"old": 1}}}), json!(5)).unwrap(), json!({"a": {"b": 5}}));
         assert!(p.set(json!({"a": 3}), json!(5)).is_err());
         assert_eq!(ReferencePath::parse("$").unwrap().set(json!(1), json!(2)).unwrap(), json!(2));
+    }
+
+    #[test]
+    fn set_keeps_the_order_of_existing_fields() {
+        let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        let input = json!({"a": 1, "obj": {"x": 1, "y": 2}, "z": 3});
+        let out = ReferencePath::parse("$.obj.r").unwrap().set(input.clone(), json!(5)).unwrap();
+        assert_eq!(keys(&out), ["a", "obj", "z"]);
+        assert_eq!(keys(&out["obj"]), ["x", "y", "r"]);
+        let out = ReferencePath::parse("$.a").unwrap().set(input, json!(5)).unwrap();
+        assert_eq!(keys(&out), ["a", "obj", "z"]);
+        assert_eq!(out.to_string(), r#"{"a":5,"obj":{"x":1,"y":2},"z":3}"#);
     }
 }
