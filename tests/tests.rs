@@ -1,5 +1,6 @@
 //! The integration tests: one binary, a module per area.
 
+mod batch;
 mod cli;
 mod crash;
 mod fidelity;

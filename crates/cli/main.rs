@@ -10,6 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
+
+use pixelflow_app::batch::{self, BatchOptions};
 use pixelflow_app::execution::{self, ExecutionResult, Finished};
 use pixelflow_app::{App, DataDir, Error, Workflow};
 use pixelflow_engine::{CancelToken, Failure, TokenOutcome};
@@ -37,6 +40,8 @@ enum Command {
     /// Answer tasks that wait for a callback (`.waitForTaskToken`).
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Run a workflow over images and folders (recursively) as one batch, with progress and a summary.
+    Run(RunArgs),
     /// Resume executions left unfinished by a crash or Ctrl-C (all of them, or those named).
     Resume { executions: Vec<String> },
     /// Run headless: resume unfinished executions, then process images dropped in the watch folder.
@@ -53,6 +58,28 @@ enum Command {
     },
     /// Print the data directory's paths.
     Paths,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Image files and folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// The workflow (default: the bundled reference pipeline).
+    #[arg(long)]
+    workflow: Option<PathBuf>,
+    /// Where outputs go (default: `output/` in the data dir).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Images processed at once (default: the number of cores).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Process images again even when the history has their result for this workflow.
+    #[arg(long)]
+    force: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -214,6 +241,23 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             let result = execution::start(&app, &workflow, input, name.as_deref(), cancel)?;
             Ok(report(&result))
         }
+        Command::Run(args) => {
+            let app = open(cli.data_dir)?;
+            let workflow = match &args.workflow {
+                Some(path) => Workflow::load(path, app.steps()).map_err(|e| prefix_path(path, e))?,
+                None => Workflow::bundled(pixelflow_app::workflow::DEFAULT_WORKFLOW, app.steps())?,
+            };
+            let inputs = batch::collect_inputs(&args.inputs)?;
+            if inputs.is_empty() {
+                return Err(Exit::Invalid("no images found in the inputs given".to_string()));
+            }
+            let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let opts = BatchOptions { jobs, force: args.force, out: args.out.unwrap_or_else(|| app.data().output_dir()) };
+            let bar = Arc::new(ProgressBar::new());
+            let report = batch::run(&app, &workflow, inputs, &opts, bar.clone(), cancel)?;
+            bar.finish();
+            print_report(&report, args.json)
+        }
         Command::Resume { executions } => {
             let app = open(cli.data_dir)?;
             let results = if executions.is_empty() {
@@ -350,6 +394,87 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The batch progress bar on stderr (hidden when stderr is not a terminal).
+struct ProgressBar {
+    bar: indicatif::ProgressBar,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr_with_hz(4));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:32} {pos}/{len} images  {per_sec}  ETA {eta}  {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        ProgressBar { bar }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+impl batch::Progress for ProgressBar {
+    fn start(&self, to_run: usize, cached: usize) {
+        self.bar.set_length(to_run as u64);
+        if cached > 0 {
+            self.bar.set_message(format!("({cached} already done)"));
+        }
+    }
+
+    fn item_finished(&self, path: &Path, ok: bool) {
+        if !ok {
+            self.bar.println(format!("failed: {}", path.display()));
+        }
+        self.bar.inc(1);
+    }
+}
+
+fn print_report(report: &batch::BatchReport, json: bool) -> Result<ExitCode, Exit> {
+    use batch::ItemOutcome::*;
+    let processed = report.count(|o| matches!(o, Processed { .. }));
+    let cached = report.count(|o| matches!(o, Cached { .. }));
+    let failed = report.count(|o| matches!(o, Failed { .. }));
+    if json {
+        println!("{}", serde_json::to_string_pretty(report).context("serializing")?);
+    } else {
+        for item in &report.items {
+            if let Failed { error, cause } = &item.outcome {
+                println!("FAILED  {}  {error}: {cause}", item.path.display());
+            }
+        }
+        let secs = report.elapsed.as_secs_f64();
+        println!(
+            "{processed} processed, {cached} already done, {failed} failed in {secs:.1}s ({:.1} images/s); {} in, {} out",
+            processed as f64 / secs.max(1e-9),
+            human_bytes(report.bytes_in),
+            human_bytes(report.bytes_out),
+        );
+        if let Some(id) = &report.execution_id {
+            println!("execution {id}");
+        }
+    }
+    Ok(if report.interrupted {
+        eprintln!("pixelflow: interrupted; run the same command again to continue");
+        ExitCode::from(130)
+    } else if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
 /// Prints an execution's result by the CLI contract and returns its exit code.

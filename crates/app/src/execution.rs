@@ -1,7 +1,9 @@
 //! Starting, resuming and answering executions: the one place where a workflow meets the
 //! history. Every entry point (CLI, desktop app, watch folders, tests) goes through here.
 
-use pixelflow_engine::{CancelToken, Engine, Execution, Failure, Stop, TokenOutcome};
+use std::sync::Arc;
+
+use pixelflow_engine::{CancelToken, Engine, Execution, Failure, Journal, Stop, TokenOutcome};
 use pixelflow_history::{ExecutionRecord, NewExecution, Outcome, TokenAnswer};
 use serde_json::Value;
 
@@ -30,6 +32,19 @@ pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Starts an execution of `workflow` and runs it to its end (or until `cancel` fires).
 pub fn start(app: &App, workflow: &Workflow, input: Value, name: Option<&str>, cancel: &CancelToken) -> Result<ExecutionResult> {
+    start_with_journal(app, workflow, input, name, cancel, app.journal())
+}
+
+/// Like [`start`], recording through `journal` (a journal that wraps the app's history to
+/// watch the events as they happen, as the batch runner does for its progress bar).
+pub fn start_with_journal(
+    app: &App,
+    workflow: &Workflow,
+    input: Value,
+    name: Option<&str>,
+    cancel: &CancelToken,
+    journal: Arc<dyn Journal>,
+) -> Result<ExecutionResult> {
     let id = uuid::Uuid::new_v4().to_string();
     let new = NewExecution {
         id: id.clone(),
@@ -41,7 +56,7 @@ pub fn start(app: &App, workflow: &Workflow, input: Value, name: Option<&str>, c
         started_at_ms: app.clock().now_ms(),
     };
     app.history().create_execution(&new)?;
-    run(app, workflow, &new.id, &new.name, new.input, new.started_at_ms, cancel)
+    run(app, workflow, &new.id, &new.name, new.input, new.started_at_ms, cancel, journal)
 }
 
 /// Records an attempt that was refused before running (invalid definition or input), so the
@@ -101,11 +116,21 @@ fn resume_claimed(app: &App, record: ExecutionRecord, cancel: &CancelToken) -> R
             return Ok(ExecutionResult { id: record.id, finished: Finished::Failed(failure) });
         }
     };
-    run(app, &workflow, &record.id, &record.name, record.input, record.started_at_ms, cancel)
+    run(app, &workflow, &record.id, &record.name, record.input, record.started_at_ms, cancel, app.journal())
 }
 
-fn run(app: &App, workflow: &Workflow, id: &str, name: &str, input: Value, start_ms: i64, cancel: &CancelToken) -> Result<ExecutionResult> {
-    let engine = Engine::new(app.steps().clone(), app.journal(), app.clock().clone());
+#[allow(clippy::too_many_arguments)]
+fn run(
+    app: &App,
+    workflow: &Workflow,
+    id: &str,
+    name: &str,
+    input: Value,
+    start_ms: i64,
+    cancel: &CancelToken,
+    journal: Arc<dyn Journal>,
+) -> Result<ExecutionResult> {
+    let engine = Engine::new(app.steps().clone(), journal, app.clock().clone());
     let exec = Execution {
         id: id.to_string(),
         name: name.to_string(),

@@ -1,6 +1,7 @@
 //! The facade of Pixelflow: the only functions the CLI, the desktop shell and the integration
 //! tests call. It wires the engine to the SQLite history, the step registry and the clock.
 
+pub mod batch;
 pub mod error;
 pub mod execution;
 pub mod paths;

@@ -764,7 +764,7 @@ impl<'a> Run<'a> {
             .and_then(|input| self.machine(&spec.processor, input, &item_frame));
             match outcome {
                 Ok(v) => {
-                    self.event("MapIterationSucceeded", Some(&state.name), &item_key, json!({ "index": i }));
+                    self.event("MapIterationSucceeded", Some(&state.name), &item_key, json!({ "index": i, "output": v }));
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = v;
                 }
                 Err(f) => {

@@ -47,6 +47,7 @@ mod error;
 mod events;
 mod executions;
 pub mod process;
+mod results;
 mod schema;
 mod tokens;
 mod writer;
@@ -69,6 +70,7 @@ pub use executions::{
     VALIDATION_ERROR,
 };
 pub use process::ProcessIdentity;
+pub use results::{CachedResult, FileHash};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{PendingToken, TokenAnswer};
 
@@ -299,6 +301,32 @@ impl History {
         let id = execution_id.to_string();
         let owner = self.inner.owner;
         self.inner.writer.call(Scope::Nothing, move |c| executions::claim(c, &id, owner, now_ms()))
+    }
+
+    /// The result recorded for this content and workflow, if any.
+    pub fn cached_result(&self, content_hash: &str, workflow_hash: &str) -> Result<Option<CachedResult>> {
+        self.read(|c| results::get(c, content_hash, workflow_hash))
+    }
+
+    /// Records what a workflow produced for an image's content (durable on return).
+    pub fn store_result(&self, content_hash: &str, workflow_hash: &str, result: &CachedResult) -> Result<()> {
+        let (content_hash, workflow_hash, result) = (content_hash.to_string(), workflow_hash.to_string(), result.clone());
+        self.inner.writer.call(Scope::Nothing, move |c| results::put(c, &content_hash, &workflow_hash, &result))
+    }
+
+    /// The content hash remembered for a file, valid while its size and mtime are unchanged.
+    pub fn file_hash(&self, path: &str, size: u64, mtime_ns: i64) -> Result<Option<String>> {
+        self.read(|c| results::file_hash(c, path, size, mtime_ns))
+    }
+
+    /// Remembers files' content hashes for their current size and mtime, in one transaction.
+    pub fn remember_file_hashes(&self, entries: Vec<FileHash>) -> Result<()> {
+        self.inner.writer.call(Scope::Nothing, move |c| {
+            for e in &entries {
+                results::remember_file_hash(c, &e.path, e.size, e.mtime_ns, &e.content_hash)?;
+            }
+            Ok(())
+        })
     }
 
     /// Gives up this process's ownership of a RUNNING execution that was interrupted on purpose

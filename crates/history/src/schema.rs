@@ -12,13 +12,14 @@ use rusqlite::{Connection, TransactionBehavior};
 use rusqlite_migration::{Migrations, SchemaVersion, M};
 
 use crate::error::{Error, Result};
-use crate::{checkpoints, events, executions, tokens};
+use crate::{checkpoints, events, executions, results, tokens};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(executions::MIGRATION).comment("executions"),
     M::up(events::MIGRATION).comment("events"),
     M::up(checkpoints::MIGRATION).comment("checkpoints"),
     M::up(tokens::MIGRATION).comment("task tokens"),
+    M::up(results::MIGRATION).comment("results cache and file hashes"),
 ];
 
 /// The schema version this build writes.

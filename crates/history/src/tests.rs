@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "events", "executions", "task_tokens"]);
+    assert_eq!(tables, ["checkpoints", "events", "executions", "file_hashes", "results", "task_tokens"]);
 }
 
 #[test]
@@ -666,4 +666,19 @@ fn throughput() {
         let n = threads * transitions;
         println!("threads={threads} checkpoints={checkpoints}: {:.0} transitions/s", n as f64 / started.elapsed().as_secs_f64());
     }
+}
+
+#[test]
+fn results_cache_and_file_hashes_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(&dir.path().join("h.sqlite")).unwrap();
+    assert_eq!(h.cached_result("c1", "w1").unwrap(), None);
+    let r = crate::CachedResult { path: "/a.jpg".into(), output: serde_json::json!({"ok": 1}), execution_id: "e".into(), finished_at_ms: 5 };
+    h.store_result("c1", "w1", &r).unwrap();
+    assert_eq!(h.cached_result("c1", "w1").unwrap(), Some(r));
+    assert_eq!(h.cached_result("c1", "w2").unwrap(), None, "another workflow is another result");
+
+    h.remember_file_hashes(vec![crate::FileHash { path: "/a.jpg".into(), size: 10, mtime_ns: 7, content_hash: "c1".into() }]).unwrap();
+    assert_eq!(h.file_hash("/a.jpg", 10, 7).unwrap().as_deref(), Some("c1"));
+    assert_eq!(h.file_hash("/a.jpg", 10, 8).unwrap(), None, "a touched file is hashed again");
 }
