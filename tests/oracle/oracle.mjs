@@ -9,12 +9,14 @@
 //   {"timeout": <ms>}                the case ran longer than the per-case limit and was aborted
 //
 // A case that throws anything unexpected is reported as an error of that case; it never stops
-// the others. Wait states and Retry intervals are overridden to take no time, and every case runs
-// with the same fixed context object (see CONTEXT), matching `pixelflow_engine::run_in_memory`.
+// the others. Every case runs with the same fixed context object (see CONTEXT), matching
+// `pixelflow_engine::run_in_memory`, and timers fire at once (see below), so Wait states and
+// Retry intervals take no time.
 //
 // Usage: node tests/oracle/oracle.mjs < cases.json > results.json
 //   ORACLE_CONCURRENCY (default 8) cases run at once; ORACLE_TIMEOUT_MS (default 10000) per case.
 
+import { createRequire } from 'node:module';
 import { StateMachine } from 'aws-local-stepfunctions';
 
 const CONCURRENCY = Math.max(1, Number(process.env.ORACLE_CONCURRENCY ?? 8));
@@ -31,6 +33,41 @@ const CONTEXT = {
   StateMachine: { Id: 'local', Name: 'local' },
 };
 
+// Speed: asl-validator builds a new Ajv instance and compiles the whole ASL JSON schema for every
+// definition it checks (about 50 ms, most of the oracle's time). Its options are the same for
+// every case here, so one instance serves them all; the validation itself is unchanged.
+{
+  const requireFromValidator = createRequire(createRequire(import.meta.url).resolve('asl-validator'));
+  const ajvModule = requireFromValidator('ajv');
+  const RealAjv = ajvModule.default;
+  let shared = null;
+  let reuse = null;
+  // The first construction is the real one; later ones get the same instance, with the set-up
+  // calls (formats, keywords) that it already had made no-ops.
+  const setup = new Set(['addFormat', 'addKeyword', 'addVocabulary', 'addSchema', 'addMetaSchema']);
+  ajvModule.default = function SharedAjv(options) {
+    if (shared === null) {
+      shared = new RealAjv(options);
+      reuse = new Proxy(shared, {
+        get(target, prop) {
+          if (setup.has(prop)) return () => reuse;
+          const value = Reflect.get(target, prop, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      return shared;
+    }
+    return reuse;
+  };
+}
+
+// Time: every timer of the library fires at once, so Wait states and Retry intervals take no
+// time while still evaluating their fields (SecondsPath, TimestampPath) as they would. The
+// engine under test runs on a manual clock, which has the same effect. A definition's
+// TimeoutSeconds is therefore meaningless here; the fidelity cases do not use it.
+const realSetTimeout = globalThis.setTimeout;
+globalThis.setTimeout = (fn, _ms, ...args) => realSetTimeout(fn, 0, ...args);
+
 // A timed-out or aborted execution rejects promises nobody awaits any more; they must not take
 // the process down.
 process.on('unhandledRejection', () => {});
@@ -39,21 +76,6 @@ async function readStdin() {
   const chunks = [];
   for await (const chunk of process.stdin) chunks.push(chunk);
   return Buffer.concat(chunks).toString('utf8');
-}
-
-/** Every state (at any nesting depth) by name, to override its waits and retry intervals. */
-function collectOverrides(definition, overrides) {
-  const states = definition && typeof definition === 'object' ? definition.States : undefined;
-  if (!states || typeof states !== 'object') return overrides;
-  for (const [name, state] of Object.entries(states)) {
-    if (!state || typeof state !== 'object') continue;
-    if (state.Type === 'Wait') overrides.waitTimeOverrides[name] = 0;
-    if (Array.isArray(state.Retry)) overrides.retryIntervalOverrides[name] = 0;
-    if (Array.isArray(state.Branches)) state.Branches.forEach((b) => collectOverrides(b, overrides));
-    if (state.ItemProcessor) collectOverrides(state.ItemProcessor, overrides);
-    if (state.Iterator) collectOverrides(state.Iterator, overrides);
-  }
-  return overrides;
 }
 
 function describeError(err) {
@@ -76,10 +98,9 @@ async function runCase(c) {
   let execution;
   let timer;
   try {
-    const overrides = collectOverrides(c.definition, { waitTimeOverrides: {}, retryIntervalOverrides: {} });
-    execution = machine.run(c.input, { overrides, context: structuredClone(CONTEXT) });
+    execution = machine.run(c.input, { context: structuredClone(CONTEXT) });
     const timeout = new Promise((resolve) => {
-      timer = setTimeout(() => resolve({ timeout: TIMEOUT_MS }), TIMEOUT_MS);
+      timer = realSetTimeout(() => resolve({ timeout: TIMEOUT_MS }), TIMEOUT_MS);
     });
     const outcome = await Promise.race([
       execution.result.then((output) => ({ ok: output === undefined ? null : output })),
@@ -123,8 +144,8 @@ async function main() {
     }
   }
   await Promise.all(Array.from({ length: Math.min(CONCURRENCY, cases.length) }, worker));
-  process.stdout.write(JSON.stringify(results));
-  process.stdout.write('\n');
+  // Exit only once the output is flushed: a pipe takes it asynchronously.
+  await new Promise((resolve) => process.stdout.write(`${JSON.stringify(results)}\n`, resolve));
 }
 
 main().then(

@@ -201,7 +201,7 @@ fn hash_one(app: &App, path: &Path) -> (Input, Option<FileHash>) {
 }
 
 /// The name of the generated Map state; its items' events are what progress counts.
-const BATCH_STATE: &str = "Batch";
+const BATCH_STATE: &str = "PixelflowBatch";
 
 /// Wraps a workflow's states as the item processor of a Map over `$.items`.
 fn batch_definition(workflow: &Workflow, jobs: usize) -> Result<String> {
@@ -372,9 +372,9 @@ struct BatchObserver {
 }
 
 impl BatchObserver {
-    /// The item index of a top-level iteration key (`/0:Batch#<attempt>/i<index>`).
+    /// The item index of a top-level iteration key (`/0:PixelflowBatch#<attempt>/i<index>`).
     fn top_level_index(key: &str) -> Option<usize> {
-        let rest = key.strip_prefix("/0:Batch#")?;
+        let rest = key.strip_prefix("/0:PixelflowBatch#")?;
         let (attempt, index) = rest.split_once("/i")?;
         if attempt.bytes().all(|b| b.is_ascii_digit()) {
             index.parse().ok()
@@ -436,9 +436,9 @@ mod tests {
 
     #[test]
     fn top_level_iteration_keys_only() {
-        assert_eq!(BatchObserver::top_level_index("/0:Batch#0/i17"), Some(17));
-        assert_eq!(BatchObserver::top_level_index("/0:Batch#2/i3"), Some(3));
-        assert_eq!(BatchObserver::top_level_index("/0:Batch#0/i3/2:Inner#0/i1"), None);
+        assert_eq!(BatchObserver::top_level_index("/0:PixelflowBatch#0/i17"), Some(17));
+        assert_eq!(BatchObserver::top_level_index("/0:PixelflowBatch#2/i3"), Some(3));
+        assert_eq!(BatchObserver::top_level_index("/0:PixelflowBatch#0/i3/2:Inner#0/i1"), None);
         assert_eq!(BatchObserver::top_level_index("/1:Other#0/i3"), None);
     }
 

@@ -172,6 +172,9 @@ pub struct State {
 pub fn parse(definition: &Value, steps: &StepRegistry) -> Result<StateMachine, Diagnostics> {
     let mut diags = Diagnostics::default();
     let machine = Parser { steps, diags: &mut diags }.machine(definition, "", 0, true);
+    if let Some(m) = &machine {
+        unique_names(m, "", &mut HashMap::new(), &mut diags);
+    }
     match machine {
         Some(m) if diags.is_empty() => Ok(m),
         _ => {
@@ -934,6 +937,28 @@ impl Parser<'_> {
     }
 }
 
+/// State names must be unique in the whole state machine, branches and item processors
+/// included (the ASL specification; Step Functions refuses duplicates).
+fn unique_names(m: &StateMachine, at: &str, seen: &mut HashMap<String, String>, diags: &mut Diagnostics) {
+    for s in &m.states {
+        let s_at = ptr(&ptr(at, "States"), &s.name);
+        if let Some(first) = seen.get(&s.name) {
+            diags.push(&s_at, format!("state name '{}' is already used at {first}; state names must be unique in the whole state machine", s.name));
+        } else {
+            seen.insert(s.name.clone(), s_at.clone());
+        }
+        match &s.kind {
+            Kind::Parallel { branches } => {
+                for (i, b) in branches.iter().enumerate() {
+                    unique_names(b, &ptr(&ptr(&s_at, "Branches"), &i.to_string()), seen, diags);
+                }
+            }
+            Kind::Map(spec) => unique_names(&spec.processor, &ptr(&s_at, "ItemProcessor"), seen, diags),
+            _ => {}
+        }
+    }
+}
+
 /// Every state a state can go to, with the pointer suffix of the field that names it.
 fn transitions(s: &State) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -1040,6 +1065,14 @@ mod tests {
         assert!(all.contains("/States/A/ResultPath"), "{all}");
         assert!(all.contains("/States/A/Parameters/x.$"), "{all}");
         assert!(all.contains("/States/A/Parameters/y.$"), "{all}");
+    }
+
+    #[test]
+    fn state_names_are_unique_across_branches() {
+        let d = diags(json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}
+        ]}}}));
+        assert!(d.iter().any(|m| m.starts_with("/States/P/Branches/0/States/P: state name 'P' is already used at /States/P")), "{d:?}");
     }
 
     #[test]

@@ -224,10 +224,11 @@ fn compact(v: &Value) -> String {
     }
 }
 
-/// Whether an error name listed in ErrorEquals matches a raised error. `States.ALL` matches
-/// everything except the terminal `States.Runtime` and `States.DataLimitExceeded`.
+/// Whether an error name listed in ErrorEquals matches a raised error. The terminal
+/// `States.Runtime` and `States.DataLimitExceeded` match nothing, not even when named: AWS
+/// says they "always cause the execution to fail".
 fn error_matches(list: &[String], error: &str) -> bool {
-    list.iter().any(|e| e == error || (e == names::ALL && is_catchable(error)))
+    is_catchable(error) && list.iter().any(|e| e == error || e == names::ALL)
 }
 
 fn is_catchable(error: &str) -> bool {
@@ -498,14 +499,17 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// A number given literally or by a path. Every such field but the tolerated failure
+    /// percentage must be a whole number, as AWS requires (`SecondsPath` of 2.5 fails).
     fn number(&self, field: &NumberOrPath, input: &Value, ctx: &Context, what: &str) -> Result<f64, Failure> {
+        let whole = !what.contains("Percentage");
         match field {
             NumberOrPath::Value(v) => Ok(*v),
             NumberOrPath::Path(p) => match path::select(input, ctx.for_path(p), p).map_err(Failure::runtime)? {
-                Some(v) => v
-                    .as_f64()
-                    .filter(|n| *n >= 0.0)
-                    .ok_or_else(|| Failure::runtime(format!("{what} path '{p}' must give a non-negative number, not {}", compact(&v)))),
+                Some(v) => v.as_f64().filter(|n| *n >= 0.0 && (!whole || n.fract() == 0.0)).ok_or_else(|| {
+                    let kind = if whole { "a non-negative integer" } else { "a non-negative number" };
+                    Failure::runtime(format!("{what} path '{p}' must give {kind}, not {}", compact(&v)))
+                }),
                 None => Err(Failure::runtime(format!("{what} path '{p}' matches nothing in the input"))),
             },
         }
