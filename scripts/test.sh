@@ -13,4 +13,12 @@ fi
 export PIXELFLOW_REQUIRE_ORACLE=1
 
 # Two cores: build once with both, run test binaries with both.
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for every test binary together (cargo's last line is the doc-tests').
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
