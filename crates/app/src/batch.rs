@@ -141,9 +141,12 @@ struct Input {
 }
 
 /// Hashes the inputs, `jobs` at a time, reusing hashes remembered for unchanged files.
+/// An input, and its content hash to remember when it had to be computed.
+type Hashed = (Input, Option<FileHash>);
+
 fn hash_inputs(app: &App, paths: Vec<PathBuf>, jobs: usize) -> Result<Vec<Input>> {
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<(Input, Option<FileHash>)>>> = paths.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<Hashed>>> = paths.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1).min(paths.len().max(1)) {
             scope.spawn(|| loop {
@@ -168,7 +171,7 @@ fn hash_inputs(app: &App, paths: Vec<PathBuf>, jobs: usize) -> Result<Vec<Input>
     Ok(inputs)
 }
 
-fn hash_one(app: &App, path: &Path) -> (Input, Option<FileHash>) {
+fn hash_one(app: &App, path: &Path) -> Hashed {
     let unreadable = |bytes| (Input { path: path.to_path_buf(), bytes, hash: None }, None);
     let Ok(meta) = std::fs::metadata(path) else { return unreadable(0) };
     let mtime_ns = meta
