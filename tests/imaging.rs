@@ -176,3 +176,50 @@ fn hostile_step_parameters_are_invalid_parameters() {
     }
     assert!(!sb.path().join("escaped-large.jpg").exists() && !sb.path().join("out").exists());
 }
+
+/// Runs a Filter task, then validates (decodes) what it wrote.
+fn filter_then_validate(sb: &Sandbox, path: &Path, filters: Value) -> (Option<i32>, Value) {
+    let def = sb.json("filter.json", &json!({"StartAt": "Filter", "States": {
+        "Filter": {"Type": "Task", "Resource": "pixelflow:filter",
+                   "Parameters": {"path.$": "$.path", "outputDir.$": "$.outputDir", "filters.$": "$.filters", "format": "png"},
+                   "ResultPath": "$.filtered", "Next": "Check"},
+        "Check": {"Type": "Task", "Resource": "pixelflow:validate",
+                  "Parameters": {"path.$": "$.filtered.path", "decode": true},
+                  "ResultPath": "$.check", "End": true}
+    }}));
+    let input = sb.json("in.json", &json!({"path": path, "outputDir": sb.path().join("out"), "filters": filters}));
+    let out = sb.run(&["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    (out.status.code(), stdout_json(&out))
+}
+
+#[test]
+fn filter_step_in_a_workflow() {
+    let sb = Sandbox::new();
+    let filters = json!([{"type": "grayscale"}, {"type": "contrast", "amount": 1.2}, {"type": "blur", "sigma": 2},
+                         {"type": "unsharp", "sigma": 1, "amount": 0.5}, {"type": "vignette", "strength": 0.4}]);
+    let (code, out) = filter_then_validate(&sb, &fixture("transparent.png"), filters.clone());
+    assert_eq!(code, Some(0), "{out}");
+    let path = sb.path().join("out/transparent-filtered.png");
+    let filtered = &out["filtered"];
+    assert_eq!(filtered["path"], json!(path));
+    assert_eq!((filtered["width"].as_u64(), filtered["height"].as_u64(), filtered["format"].as_str()), (Some(300), Some(200), Some("png")));
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(filtered["bytes"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!((out["check"]["isValid"].as_bool(), out["check"]["colorType"].as_str()), (Some(true), Some("rgba")), "{out}");
+    // Idempotent: the same bytes again.
+    let (code, _) = filter_then_validate(&sb, &fixture("transparent.png"), filters);
+    assert_eq!(code, Some(0));
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+
+    // The EXIF orientation is applied before filtering.
+    let (code, out) = filter_then_validate(&sb, &fixture("rotated-6.jpg"), json!([{"type": "sepia"}]));
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!((out["filtered"]["width"].as_u64(), out["filtered"]["height"].as_u64()), (Some(160), Some(240)));
+
+    // A bad parameter is an InvalidParameters failure naming the filter and field.
+    let (code, out) = filter_then_validate(&sb, &fixture("large.jpg"), json!([{"type": "invert"}, {"type": "convolve", "kernel": [1, 2, 3]}]));
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(out["error"], "Pixelflow.InvalidParameters", "{out}");
+    assert!(out["cause"].as_str().unwrap_or_default().starts_with("filters[1].kernel"), "{out}");
+}

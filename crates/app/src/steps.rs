@@ -1,6 +1,6 @@
 //! The step registry every entry point uses: the image steps (provided by their crates as they
-//! land: validate, resize and optimize by crates/imaging), the notify step, and small utility
-//! steps for building and debugging workflows.
+//! land: validate, resize, filter and optimize by crates/imaging), the notify step, and small
+//! utility steps for building and debugging workflows.
 
 use std::io::Write;
 use std::time::Duration;
@@ -17,9 +17,9 @@ pub const TEST_STEPS_ENV: &str = "PIXELFLOW_TEST_STEPS";
 /// Builds the registry of every step this build offers.
 pub fn registry() -> StepRegistry {
     let mut steps = StepRegistry::new();
-    // validate, resize, optimize.
+    // validate, resize, filter, optimize.
     pixelflow_imaging::steps::register(&mut steps);
-    for name in ["filter", "segment", "sync"] {
+    for name in ["segment", "sync"] {
         steps.register(name, move |_: Value, _: &TaskContext| {
             Err(Failure::new(NOT_IMPLEMENTED, format!("the '{name}' step is not implemented in this build yet")))
         });

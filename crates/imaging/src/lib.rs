@@ -1,11 +1,12 @@
-//! The image steps of Pixelflow: `validate`, `resize` and `optimize`, each an in-memory API
-//! (bytes in, bytes or a report out) with a thin file wrapper beside it, and [`steps`] exposing
-//! them to workflows as `pixelflow:<name>` Task resources.
+//! The image steps of Pixelflow: `validate`, `resize`, `filter` and `optimize`, each an
+//! in-memory API (bytes or pixels in, bytes or a report out) with a thin file wrapper beside
+//! it, and [`steps`] exposing them to workflows as `pixelflow:<name>` Task resources.
 //!
 //! Decoding: JPEG through mozjpeg (libjpeg-turbo, with DCT-domain shrink-on-load), PNG, WebP,
 //! GIF (first frame) and BMP through the `image` crate. Every decode is preceded by a header
 //! read that refuses oversized images before anything is allocated for their pixels.
-//! Resampling: fast_image_resize. Encoding: JPEG (mozjpeg), PNG, lossless WebP.
+//! Resampling: fast_image_resize. Filters: [`filter`], in `f32` on rayon's pool, the reference
+//! that a GPU path must match. Encoding: JPEG (mozjpeg), PNG, lossless WebP.
 //!
 //! Deliberately absent for now: colour management (an ICC profile is carried over when it
 //! still describes the output's channels, never converted to sRGB; `moxcms`, already built as
@@ -19,6 +20,7 @@
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod filter;
 pub mod format;
 pub mod geometry;
 mod jpeg;
@@ -32,6 +34,7 @@ pub mod validate;
 pub use decode::{probe, ImageInfo};
 pub use encode::{Effort, OutputFormat};
 pub use error::{Error, Result};
+pub use filter::{filter_bytes, filter_file, FilterChain, FilterOp, FilterOptions};
 pub use format::Format;
 pub use optimize::{optimize_bytes, optimize_file, OptimizeOptions};
 pub use resize::{ResizeOptions, Resizer, Variant};

@@ -1,5 +1,5 @@
 //! The image steps as ASL Task resources (`pixelflow:validate`, `pixelflow:resize`,
-//! `pixelflow:optimize`): step input in the ASL's camelCase spelling is read into raw serde
+//! `pixelflow:filter`, `pixelflow:optimize`): step input in the ASL's camelCase spelling is read into raw serde
 //! types, checked into the options of the in-memory API, run, and answered as JSON. Errors
 //! become [`Failure`]s named after [`Error::asl_name`], which Retry and Catch match.
 
@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use crate::encode::{Effort, OutputFormat};
 use crate::error::{Error, Result};
+use crate::filter::{self, FilterChain, FilterOptions};
 use crate::format::Format;
 use crate::geometry::{Fit, Position, Target};
 use crate::naming::NameTemplate;
@@ -19,10 +20,11 @@ use crate::optimize::{self, OptimizeOptions};
 use crate::resize::{Filter, ResizeOptions, Resizer, Variant};
 use crate::validate::{self, ValidateOptions};
 
-/// Registers `validate`, `resize` and `optimize`.
+/// Registers `validate`, `resize`, `filter` and `optimize`.
 pub fn register(steps: &mut StepRegistry) {
     steps.register("validate", |input: Value, _: &TaskContext| run_validate(input).map_err(failure));
     steps.register("resize", |input: Value, ctx: &TaskContext| run_resize(input, &|| still_wanted(ctx)).map_err(failure));
+    steps.register("filter", |input: Value, ctx: &TaskContext| run_filter(input, &|| still_wanted(ctx)).map_err(failure));
     steps.register("optimize", |input: Value, ctx: &TaskContext| run_optimize(input, &|| still_wanted(ctx)).map_err(failure));
 }
 
@@ -142,6 +144,39 @@ pub fn run_resize(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value>
     let options = resize_options(&raw)?;
     let written = Resizer::new().resize_file_with(&raw.path, &raw.output_dir, &options, should_stop)?;
     Ok(json!({ "variants": written }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FilterInput {
+    path: PathBuf,
+    output_dir: PathBuf,
+    /// Read by [`FilterChain::parse`], which names the filter and field of any fault.
+    filters: Value,
+    format: Option<String>,
+    quality: Option<u8>,
+    naming: Option<String>,
+    max_pixels: Option<u64>,
+    background: Option<Value>,
+}
+
+/// `pixelflow:filter`: `{path, outputDir, filters: [{type, ...}], format?, quality?, naming?,
+/// maxPixels?, background?}` -> `{path, width, height, format, bytes}`. The filters and their
+/// exact semantics are documented in [`crate::filter`].
+pub fn run_filter(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value> {
+    let raw: FilterInput = parse("filter", input)?;
+    let mut options = FilterOptions::new(FilterChain::parse(&raw.filters)?);
+    options.format = raw.format.as_deref().map(OutputFormat::parse).transpose()?;
+    options.quality = raw.quality.unwrap_or(options.quality);
+    options.max_pixels = raw.max_pixels.unwrap_or(options.max_pixels);
+    if let Some(bg) = &raw.background {
+        options.background = parse_color(bg)?;
+    }
+    if let Some(naming) = &raw.naming {
+        options.naming = NameTemplate::parse(naming)?;
+    }
+    let written = filter::filter_file_with(&raw.path, &raw.output_dir, &options, should_stop)?;
+    serde_json::to_value(written).map_err(|e| Error::invalid(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -328,6 +363,33 @@ mod tests {
         assert!(bad(json!([{"name": "a", "width": 5}, {"name": "b", "width": 6}]), json!("{stem}.{ext}")).contains("{variant}"));
 
         let f = failure(run_resize(json!({"path": p, "outputDir": out_dir, "variants": [{"name": "a", "width": 5}]}), &|| true).unwrap_err());
+        assert_eq!(f.error, "States.Aborted");
+    }
+
+    #[test]
+    fn filter_writes_one_output_and_names_faults_by_index_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = jpeg_file(dir.path(), "photo.jpg", 40, 30);
+        let out_dir = dir.path().join("out");
+        let filters = json!([{"type": "contrast", "amount": 1.1}, {"type": "unsharp", "sigma": 1.0, "amount": 0.5}]);
+        let out = run_filter(json!({"path": p, "outputDir": out_dir, "filters": filters}), &|| false).unwrap();
+        assert_eq!(out["path"], json!(out_dir.join("photo-filtered.jpg")));
+        assert_eq!((out["width"].as_u64(), out["height"].as_u64(), out["format"].as_str()), (Some(40), Some(30), Some("jpeg")));
+        assert_eq!(std::fs::metadata(out_dir.join("photo-filtered.jpg")).unwrap().len(), out["bytes"].as_u64().unwrap());
+        let out = run_filter(json!({"path": p, "outputDir": out_dir, "filters": [{"type": "sepia"}], "format": "png", "naming": "{stem}.{ext}"}), &|| false).unwrap();
+        assert_eq!(out["path"], json!(out_dir.join("photo.png")));
+
+        let bad = |input: Value| {
+            let f = failure(run_filter(input, &|| false).unwrap_err());
+            assert_eq!(f.error, "Pixelflow.InvalidParameters", "{f}");
+            f.cause
+        };
+        let cause = bad(json!({"path": p, "outputDir": out_dir, "filters": [{"type": "invert"}, {"type": "blur", "sigma": 1e9}]}));
+        assert!(cause.starts_with("filters[1].sigma (blur)"), "{cause}");
+        assert!(bad(json!({"path": p, "outputDir": out_dir})).contains("filters"));
+        assert!(bad(json!({"path": p, "outputDir": out_dir, "filters": [{"type": "invert"}], "format": "tiff"})).contains("tiff"));
+        assert!(bad(json!({"path": p, "outputDir": out_dir, "filters": [{"type": "invert"}], "naming": "../{stem}.{ext}"})).contains("file name"));
+        let f = failure(run_filter(json!({"path": p, "outputDir": out_dir, "filters": [{"type": "invert"}]}), &|| true).unwrap_err());
         assert_eq!(f.error, "States.Aborted");
     }
 
