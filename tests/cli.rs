@@ -260,3 +260,25 @@ fn hostile_definitions_are_refused_without_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stdout_json(&out)["error"], "States.Runtime");
 }
+
+#[test]
+fn reference_pipeline_processes_a_photo_end_to_end() {
+    let sb = Sandbox::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = sb.path().join("out");
+    let input = sb.json("in.json", &json!({"path": root.join("tests/data/large.jpg"), "outputDir": out_dir}));
+    let out = sb.run(&["workflow", "run", root.join("workflows/image-pipeline.asl.json").to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let result = stdout_json(&out);
+    assert_eq!(result["validation"]["isValid"], true);
+    assert_eq!(result["processed"]["resized"]["variants"][0]["width"], 320);
+    for name in ["large-thumb.jpg", "large-web.jpg", "large-filtered.jpg", "large-thumb.min.jpg", "large-web.min.jpg", "large-filtered.min.jpg"] {
+        assert!(out_dir.join(name).is_file(), "{name} written");
+    }
+    // The parallel branches and every task are in the history.
+    let rows = stdout_json(&sb.run(&["history", "list", "--json"]));
+    let show = stdout_json(&sb.run(&["history", "show", rows[0]["id"].as_str().unwrap(), "--json"]));
+    let kinds: Vec<&str> = show["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "TaskSucceeded").count(), 5, "validate, resize, filter, optimize, notify: {kinds:?}");
+    assert!(kinds.contains(&"ParallelStateSucceeded"));
+}

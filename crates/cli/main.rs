@@ -19,6 +19,21 @@ use pixelflow_engine::{CancelToken, Failure, TokenOutcome};
 use pixelflow_history::{ExecutionFilter, ExecutionStatus};
 use serde_json::{json, Value};
 
+/// Prints a line on stdout. A reader that went away (`pixelflow history list | head`) ends
+/// the program quietly instead of panicking as `println!` does.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            eprintln!("pixelflow: cannot write to stdout: {e}");
+            std::process::exit(3);
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "pixelflow", version, about = "Step Functions for images, on your own machine")]
 struct Cli {
@@ -216,12 +231,12 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
         Command::Workflow(WorkflowCommand::Validate { definition }) => {
             let steps = pixelflow_app::steps::registry();
             Workflow::load(&definition, &steps).map_err(|e| prefix_path(&definition, e))?;
-            println!("valid");
+            out!("valid");
             Ok(ExitCode::SUCCESS)
         }
         Command::Workflow(WorkflowCommand::List) => {
             for (name, _) in pixelflow_app::workflow::BUNDLED {
-                println!("{name}");
+                out!("{name}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -279,7 +294,7 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
                         "INTERRUPTED".to_string()
                     }
                 };
-                println!("{} {line}", r.id);
+                out!("{} {line}", r.id);
             }
             Ok(code)
         }
@@ -296,10 +311,10 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             };
             let rows = app.history().list_executions(&filter).map_err(Error::from)?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&rows).context("serializing")?);
+                out!("{}", serde_json::to_string_pretty(&rows).context("serializing")?);
             } else {
                 for r in rows {
-                    println!(
+                    out!(
                         "{}  {:<9}  {:<20}  {}  {}",
                         r.id,
                         r.status.as_str(),
@@ -321,27 +336,27 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             let events = app.history().events(&record.id).map_err(Error::from)?;
             if json {
                 let out = json!({ "execution": record, "events": events });
-                println!("{}", serde_json::to_string_pretty(&out).context("serializing")?);
+                out!("{}", serde_json::to_string_pretty(&out).context("serializing")?);
             } else {
-                println!("execution  {}", record.id);
-                println!("name       {}", record.name);
-                println!("workflow   {} ({})", record.workflow_name, &record.workflow_hash[..record.workflow_hash.len().min(12)]);
-                println!("status     {}", record.status.as_str());
-                println!("started    {}", time(record.started_at_ms));
+                out!("execution  {}", record.id);
+                out!("name       {}", record.name);
+                out!("workflow   {} ({})", record.workflow_name, &record.workflow_hash[..record.workflow_hash.len().min(12)]);
+                out!("status     {}", record.status.as_str());
+                out!("started    {}", time(record.started_at_ms));
                 if let Some(stopped) = record.stopped_at_ms {
-                    println!("stopped    {}", time(stopped));
+                    out!("stopped    {}", time(stopped));
                 }
-                println!("input      {}", record.input);
+                out!("input      {}", record.input);
                 if let Some(output) = &record.output {
-                    println!("output     {output}");
+                    out!("output     {output}");
                 }
                 if let Some(error) = &record.error {
-                    println!("error      {error}");
-                    println!("cause      {}", record.cause.as_deref().unwrap_or(""));
+                    out!("error      {error}");
+                    out!("cause      {}", record.cause.as_deref().unwrap_or(""));
                 }
-                println!("events");
+                out!("events");
                 for e in events {
-                    println!("  {:>5}  {}  {:<28} {}", e.seq, time(e.timestamp_ms), e.kind, e.state.unwrap_or_default());
+                    out!("  {:>5}  {}  {:<28} {}", e.seq, time(e.timestamp_ms), e.kind, e.state.unwrap_or_default());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -366,10 +381,10 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             let app = open(cli.data_dir)?;
             let pending = app.history().pending_tokens().map_err(Error::from)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&pending).context("serializing")?);
+                out!("{}", serde_json::to_string_pretty(&pending).context("serializing")?);
             } else {
                 for p in pending {
-                    println!("{}  {}  {}  {}", p.token, p.execution_id, p.state, time(p.created_at_ms));
+                    out!("{}  {}  {}  {}", p.token, p.execution_id, p.state, time(p.created_at_ms));
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -387,10 +402,10 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
         }
         Command::Paths => {
             let app = open(cli.data_dir)?;
-            println!("data      {}", app.data().root().display());
-            println!("database  {}", app.data().database().display());
-            println!("watch     {}", app.data().watch_dir().display());
-            println!("output    {}", app.data().output_dir().display());
+            out!("data      {}", app.data().root().display());
+            out!("database  {}", app.data().database().display());
+            out!("watch     {}", app.data().watch_dir().display());
+            out!("output    {}", app.data().output_dir().display());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -438,22 +453,22 @@ fn print_report(report: &batch::BatchReport, json: bool) -> Result<ExitCode, Exi
     let cached = report.count(|o| matches!(o, Cached { .. }));
     let failed = report.count(|o| matches!(o, Failed { .. }));
     if json {
-        println!("{}", serde_json::to_string_pretty(report).context("serializing")?);
+        out!("{}", serde_json::to_string_pretty(report).context("serializing")?);
     } else {
         for item in &report.items {
             if let Failed { error, cause } = &item.outcome {
-                println!("FAILED  {}  {error}: {cause}", item.path.display());
+                out!("FAILED  {}  {error}: {cause}", item.path.display());
             }
         }
         let secs = report.elapsed.as_secs_f64();
-        println!(
+        out!(
             "{processed} processed, {cached} already done, {failed} failed in {secs:.1}s ({:.1} images/s); {} in, {} out",
             processed as f64 / secs.max(1e-9),
             human_bytes(report.bytes_in),
             human_bytes(report.bytes_out),
         );
         if let Some(id) = &report.execution_id {
-            println!("execution {id}");
+            out!("execution {id}");
         }
     }
     Ok(if report.interrupted {
@@ -481,11 +496,11 @@ fn human_bytes(n: u64) -> String {
 fn report(result: &ExecutionResult) -> ExitCode {
     match &result.finished {
         Finished::Succeeded(output) => {
-            println!("{}", serde_json::to_string_pretty(output).unwrap_or_else(|_| output.to_string()));
+            out!("{}", serde_json::to_string_pretty(output).unwrap_or_else(|_| output.to_string()));
             ExitCode::SUCCESS
         }
         Finished::Failed(f) | Finished::TimedOut(f) => {
-            println!("{}", json!({ "error": f.error, "cause": f.cause }));
+            out!("{}", json!({ "error": f.error, "cause": f.cause }));
             ExitCode::from(1)
         }
         Finished::Interrupted => {
