@@ -506,7 +506,13 @@ const DEVIATIONS: &[Deviation] = &[
                     && !templates.contains(&p)
                     && !others.contains(&p)
             });
-            in_trace || only_in_intrinsics
+            // The oracle's own argument checks (type, count, constraints) match those of our engine,
+            // which raises States.IntrinsicFailure there: its failure needs no trace of ours (which
+            // a race may have cut short).
+            let argument_check = matches!(oracle, Outcome::Failed { error, cause }
+                if error == "States.Runtime" && cause.starts_with("Intrinsic function States.") && cause.contains(" expect")
+                    && !(cause.starts_with("Intrinsic function States.Format ") && cause.ends_with("received object")));
+            in_trace || only_in_intrinsics || argument_check
         }),
     },
     Deviation {
@@ -560,7 +566,11 @@ const DEVIATIONS: &[Deviation] = &[
         aws: "States.Base64Encode encodes the UTF-8 bytes of any string. The oracle uses the browser's \
               btoa, which encodes Latin-1 (\"café\" gives \"Y2Fm6Q==\" instead of \"Y2Fmw6k=\") and throws \
               on characters past U+00FF.",
-        test: Test::Explain(|case, _, _| {
+        test: Test::Explain(|case, oracle, _| {
+            // btoa's own error names the deviation wherever it happened.
+            if oracle_errors(oracle).iter().any(|(e, _)| e == "InvalidCharacterError") {
+                return true;
+            }
             trace(case).visits.iter().any(|v| {
                 pass_intrinsic_calls(case, v).iter().any(|call| {
                     call.strip_prefix("States.Base64Encode(")
@@ -629,10 +639,19 @@ const DEVIATIONS: &[Deviation] = &[
         source: Source::Oracle,
         aws: "The path \"$\" is the whole value, whatever it is. The oracle's JSONPath library finds \
               nothing at \"$\" when the value is false, 0, \"\" or null, and fails with States.Runtime.",
-        test: Test::Explain(|case, oracle, _| {
-            oracle_runtime_path(oracle, "does not point to a value").as_deref() == Some("$")
-                && trace(case).visits.iter().any(|v| is_falsy(&v.input) || is_falsy(&v.effective))
+        // Our engine always finds "$", so an oracle failure there can only be this quirk (and it
+        // may surface in a branch or Map item that our run never reached, cancelled by another).
+        test: Test::Explain(|_, oracle, _| {
+            oracle_errors(oracle).iter().any(|(e, c)| e == "States.Runtime" && c == "Path expression '$' does not point to a value")
         }),
+    },
+    Deviation {
+        name: "JSONPATH_STRING_INDEX",
+        source: Source::Oracle,
+        aws: "A JSONPath index selects an element of an array; on a string it matches nothing (AWS \
+              evaluates paths with Jayway JsonPath). The oracle's jsonpath-plus indexes the characters \
+              of a string (\"$.name[1]\" on \"pixel\" gives \"i\").",
+        test: Test::Explain(|case, _, _| trace(case).visits.iter().any(|v| indexes_a_string(case, v))),
     },
     Deviation {
         name: "FORMAT_ARGUMENT_TYPES",
@@ -916,8 +935,7 @@ struct Trace {
 
 struct Visit {
     state: String,
-    input: Value,
-    /// The input after the state's InputPath.
+    /// The state's input after its InputPath.
     effective: Value,
 }
 
@@ -967,7 +985,7 @@ fn trace(case: &Case) -> Trace {
                 Some(Value::Null) => json!({}),
                 _ => input.clone(),
             };
-            t.visits.push(Visit { state: state.clone(), input: input.clone(), effective });
+            t.visits.push(Visit { state: state.clone(), effective });
         }
     }
     t
@@ -1081,10 +1099,12 @@ fn js_string(v: &Value) -> String {
     }
 }
 
-/// Every intrinsic call (nested ones included) in the Parameters of a visited Pass state.
+/// Every intrinsic call (nested ones included) in the Parameters of a visited Pass or Parallel
+/// state, which read the visit's input (as opposed to a Map's ItemSelector, which also reads the
+/// item from the context object).
 fn pass_intrinsic_calls(case: &Case, visit: &Visit) -> Vec<String> {
     let Some(state) = find_state(&case.definition, &visit.state) else { return Vec::new() };
-    if state.get("Type") != Some(&json!("Pass")) {
+    if state.get("Type") != Some(&json!("Pass")) && state.get("Type") != Some(&json!("Parallel")) {
         return Vec::new();
     }
     let Some(template) = state.get("Parameters") else { return Vec::new() };
@@ -1123,6 +1143,35 @@ fn pass_intrinsic_calls(case: &Case, visit: &Visit) -> Vec<String> {
     let mut calls = Vec::new();
     collect(template, &mut calls);
     calls
+}
+
+/// Whether a visited state has a path ending in an index (`$.a.b[1]`) whose parent is a string in
+/// the visit's input.
+fn indexes_a_string(case: &Case, visit: &Visit) -> bool {
+    let Some(state) = find_state(&case.definition, &visit.state) else { return false };
+    let mut found = false;
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+            _ => {}
+        }
+    }
+    let mut texts = Vec::new();
+    strings(&Value::Object(state), &mut texts);
+    for text in texts {
+        for token in text.split([',', ' ', '(', ')']).filter(|t| t.starts_with('$') && !t.starts_with("$$")) {
+            let Some(open) = token.rfind('[') else { continue };
+            let index = &token[open + 1..token.len().saturating_sub(1)];
+            if !token.ends_with(']') || index.is_empty() || !index.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let parent = pixelflow_engine::path::select(&visit.effective, &Value::Null, &token[..open]);
+            found |= matches!(parent, Ok(Some(Value::String(_))));
+        }
+    }
+    found
 }
 
 /// The top-level arguments of an intrinsic call (the text between its parentheses).
@@ -1267,7 +1316,7 @@ fn check_batch(label: &str, title: &str, cases: &[Case]) {
     eprintln!();
     eprintln!("== fidelity: {title} ==");
     eprintln!(
-        "{} cases: {} compared ({} agree), {} explained by known deviations of the oracle; oracle {:.1}s, engine {:.1}s",
+        "{} cases: {} compared ({} agree), {} explained by known deviations; oracle {:.1}s, engine {:.1}s",
         cases.len(),
         report.compared,
         report.agreed,
@@ -1823,7 +1872,7 @@ impl Gen {
         let mut s = Map::new();
         s.insert("Type".into(), json!("Pass"));
         let mut effective = cur.clone();
-        match self.weighted(&[80, 10, 3, 4, 2]) {
+        match self.weighted(&[240, 30, 9, 12, 2]) {
             1 => {
                 if let Some(p) = self.path_where(cur, |v| v.is_object() || v.is_array()) {
                     effective = pixel_get(cur, &p).unwrap_or(Value::Null);
@@ -1865,7 +1914,10 @@ impl Gen {
             _ => {}
         }
         let mut result_at = None;
-        match self.weighted(&[40, 10, 8, top, 40]) {
+        // Writing a result into data that is no object fails (States.ResultPathMatchFailure): let
+        // that happen now and then, not whenever a state's output is an array or a string.
+        let into = if cur.is_object() { 40 } else { 2 };
+        match self.weighted(&[into, into / 4, 8, top, 40]) {
             0 => {
                 let p = format!("$.r{}", self.counter);
                 result_at = Some(p.clone());
@@ -1892,11 +1944,9 @@ impl Gen {
                     s.insert("OutputPath".into(), json!("$"));
                 }
             }
-            2 => {
-                if s.get("ResultPath").is_some_and(|r| r.is_null()) {
-                    let p = self.existing_path(cur);
-                    s.insert("OutputPath".into(), json!(p));
-                }
+            2 if s.get("ResultPath").is_some_and(Value::is_null) => {
+                let p = self.existing_path(cur);
+                s.insert("OutputPath".into(), json!(p));
             }
             3 => {
                 s.insert("OutputPath".into(), Value::Null);
@@ -1915,7 +1965,7 @@ impl Gen {
         let n = self.int(1, 4);
         for i in 0..n {
             let key = format!("f{i}");
-            match self.weighted(&[30, 30, 15, if depth > 0 { 10 } else { 0 }, if scope == Scope::Top { 4 } else { 0 }, 1]) {
+            match self.weighted(&[90, 90, 45, if depth > 0 { 30 } else { 0 }, if scope == Scope::Top { 12 } else { 0 }, 1]) {
                 0 => {
                     let p = self.existing_path(input);
                     t.insert(format!("{key}.$"), json!(p));
@@ -2177,18 +2227,20 @@ impl Gen {
         }
         let rules = self.int(1, 3);
         let mut targets = Vec::new();
+        // Where the route goes: into the data when it is an object, else nowhere.
+        let route = if cur.is_object() || self.chance(0.1) { json!("$.route") } else { Value::Null };
         for k in 0..rules {
             let target = self.name("Route");
             let mut rule = self.rule(&effective, 0, scope);
             rule["Next"] = json!(target);
             state["Choices"].as_array_mut().expect("choices").push(rule);
-            targets.push((target, json!({ "Type": "Pass", "Result": format!("route {k}"), "ResultPath": "$.route", "Next": "" })));
+            targets.push((target, json!({ "Type": "Pass", "Result": format!("route {k}"), "ResultPath": route, "Next": "" })));
         }
         match self.weighted(&[75, if scope == Scope::MapItem { 4 } else { 10 }, 15]) {
             0 => {
                 let target = self.name("Otherwise");
                 state["Default"] = json!(target);
-                targets.push((target, json!({ "Type": "Pass", "Result": "default", "ResultPath": "$.route", "Next": "" })));
+                targets.push((target, json!({ "Type": "Pass", "Result": "default", "ResultPath": route, "Next": "" })));
             }
             1 => {
                 let target = self.name("Reject");
@@ -2222,7 +2274,7 @@ impl Gen {
     fn comparison(&mut self, input: &Value, scope: Scope) -> Value {
         let paths = paths_of(input, 3);
         let (variable, value) = self.pick(&paths);
-        let roll = self.weighted(&[3, 6, 12, 79]);
+        let roll = self.weighted(&[1, 6, 12, 79]);
         if roll == 0 {
             // A variable that is not there.
             let op = self.pick(&["StringEquals", "NumericGreaterThan", "IsNull", "BooleanEquals"]);
@@ -2371,7 +2423,7 @@ impl Gen {
 
     /// Error handling of a Parallel or Map state whose branches may fail with `errors`.
     /// Returns whether a catcher was added (its Next goes to the next step).
-    fn error_handling(&mut self, state: &mut Value, errors: &[String], scope: Scope) -> bool {
+    fn error_handling(&mut self, state: &mut Value, cur: &Value, errors: &[String], scope: Scope) -> bool {
         if self.chance(0.2) {
             let equals = if errors.is_empty() || self.chance(0.5) { json!(["States.ALL"]) } else { json!([self.pick(errors)]) };
             state["Retry"] = json!([{ "ErrorEquals": equals, "MaxAttempts": self.int(0, 2), "IntervalSeconds": 1, "BackoffRate": 1.5 }]);
@@ -2383,7 +2435,8 @@ impl Gen {
                 _ => json!(["NoSuchError"]),
             };
             let mut catcher = json!({ "ErrorEquals": equals, "Next": "" });
-            match self.weighted(&[50, 30, 10, if scope == Scope::Top { 2 } else { 0 }]) {
+            let into = if cur.is_object() { 50 } else { 3 };
+            match self.weighted(&[into, 30, 10, if scope == Scope::Top { 2 } else { 0 }]) {
                 0 => catcher["ResultPath"] = json!("$.caught"),
                 2 => catcher["ResultPath"] = Value::Null,
                 3 => catcher["ResultPath"] = json!("$"),
@@ -2405,7 +2458,8 @@ impl Gen {
                 json!({ "everything.$": "$" })
             };
         }
-        match self.weighted(&[40, 35, 8, if scope == Scope::Top { 2 } else { 0 }]) {
+        let into = if cur.is_object() { 40 } else { 3 };
+        match self.weighted(&[into, 35, 8, if scope == Scope::Top { 2 } else { 0 }]) {
             0 => state["ResultPath"] = json!("$.results"),
             2 => state["ResultPath"] = Value::Null,
             3 => state["ResultPath"] = json!("$"),
@@ -2477,7 +2531,7 @@ impl Gen {
             _ => {}
         }
         self.result_handling(&mut state, cur, true, scope);
-        let caught = self.error_handling(&mut state, &errors, scope);
+        let caught = self.error_handling(&mut state, cur, &errors, scope);
         // When items fail, which one fails first decides the error; run them one at a time then,
         // so that both engines report the first failing item.
         let mut probe = Builder { states: b.states.clone(), start: b.start.clone(), pending: Vec::new() };
@@ -2531,7 +2585,7 @@ impl Gen {
             state["Branches"].as_array_mut().expect("branches").push(branch);
         }
         self.result_handling(&mut state, cur, false, scope);
-        let caught = self.error_handling(&mut state, &errors, scope);
+        let caught = self.error_handling(&mut state, cur, &errors, scope);
         b.add(&name, state);
         b.pend(&name, "/Next");
         if caught {
@@ -2772,6 +2826,8 @@ fn hand_written() -> Vec<Case> {
         known("Hash of 56 bytes", "HASH_LONG_INPUT", params(json!({ "h.$": "States.Hash($.long, 'SHA-256')" })), json!({ "long": "a".repeat(56) })),
         known("Hash of a hash", "HASH_LONG_INPUT", params(json!({ "h.$": "States.Hash(States.Hash('beta', 'SHA-384'), 'SHA-256')" })), d()),
         known("Base64Encode of non-ASCII text", "BASE64_ENCODING", params(json!({ "b.$": "States.Base64Encode('café')" })), d()),
+        known("Base64Encode past U+00FF", "BASE64_ENCODING", params(json!({ "b.$": "States.Base64Encode('日本')" })), d()),
+        known("an index into a string", "JSONPATH_STRING_INDEX", params(json!({ "c.$": "$.name[1]" })), d()),
         known("StringSplit on a two-character delimiter", "STRING_SPLIT", params(json!({ "s.$": "States.StringSplit('a.b+c', '.+')" })), d()),
         known("StringSplit with empty parts", "STRING_SPLIT", params(json!({ "s.$": "States.StringSplit('a,,b,', ',')" })), d()),
         known("JsonMerge into a path", "JSON_MERGE_MUTATES_INPUT", params(json!({
