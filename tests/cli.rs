@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::{stderr, stdout_json, Sandbox};
+use crate::util::{stderr, stdout_json, KillOnDrop, Sandbox};
 
 fn review_workflow() -> Value {
     json!({"StartAt": "Review", "States": {
@@ -144,13 +144,11 @@ fn task_token_success_and_failure() {
         let sb = Sandbox::new();
         let def = sb.json("def.json", &review_workflow());
         let input = sb.json("in.json", &json!({"image": "a.jpg"}));
-        let child = sb
-            .cmd()
-            .args(["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()])
+        let mut cmd = sb.cmd();
+        cmd.args(["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()])
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(std::process::Stdio::piped());
+        let child = KillOnDrop::spawn(cmd);
         let pending = wait_for_token(&sb);
         assert_eq!(pending["payload"], json!({"image": "a.jpg"}));
         let token = pending["token"].as_str().unwrap();
@@ -160,7 +158,7 @@ fn task_token_success_and_failure() {
         args.extend(&answer[1..]);
         let out = sb.run(&args);
         assert!(out.status.success(), "{}", stderr(&out));
-        let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output();
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert_eq!(stdout_json(&out), expected);
 
@@ -175,16 +173,14 @@ fn paused_task_token_survives_a_crash() {
     let sb = Sandbox::new();
     let def = sb.json("def.json", &review_workflow());
     let input = sb.json("in.json", &json!({"image": "b.jpg"}));
-    let mut child = sb
-        .cmd()
-        .args(["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()])
+    let mut cmd = sb.cmd();
+    cmd.args(["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(std::process::Stdio::null());
+    let mut child = KillOnDrop::spawn(cmd);
     let pending = wait_for_token(&sb);
-    child.kill().unwrap(); // SIGKILL: no chance to clean up
-    child.wait().unwrap();
+    child.child().kill().unwrap(); // SIGKILL: no chance to clean up
+    child.child().wait().unwrap();
     let token = pending["token"].as_str().unwrap();
     let out = sb.run(&["task", "success", token, "--output", "{\"ok\": 1}"]);
     assert!(out.status.success(), "{}", stderr(&out));

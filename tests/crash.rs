@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::util::{stderr, stdout_json, Sandbox};
+use crate::util::{stderr, stdout_json, KillOnDrop, Sandbox};
 
 const TASK_SECONDS: f64 = 0.3;
 
@@ -87,7 +87,9 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
         } else {
             cmd.arg("resume");
         }
-        let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        let mut guard = KillOnDrop::spawn(cmd);
+        let child = guard.child();
         let deadline = Instant::now() + Duration::from_secs(60);
         while lines(&log).len() < kill_after {
             assert!(Instant::now() < deadline, "round {round}: the workflow made no progress");

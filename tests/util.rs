@@ -61,3 +61,31 @@ pub fn stdout_json(out: &Output) -> Value {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A child process that is killed when dropped, so a failing test never leaves a `pixelflow`
+/// waiting forever behind it.
+pub struct KillOnDrop(pub Option<std::process::Child>);
+
+impl KillOnDrop {
+    pub fn spawn(mut cmd: Command) -> KillOnDrop {
+        KillOnDrop(Some(cmd.spawn().expect("spawn pixelflow")))
+    }
+
+    pub fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("child present")
+    }
+
+    /// Waits for the child and hands over its output.
+    pub fn wait_with_output(mut self) -> Output {
+        self.0.take().expect("child present").wait_with_output().expect("wait for pixelflow")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
