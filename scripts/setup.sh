@@ -15,6 +15,7 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v nasm >/dev/null || need_apt+=(nasm)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -eq 0 ]; then
     echo "setup: installing ${need_apt[*]}"

@@ -12,6 +12,23 @@ if [ ! -d tests/oracle/node_modules ] || [ tests/oracle/package-lock.json -nt te
 fi
 export PIXELFLOW_REQUIRE_ORACLE=1
 
+# The reference for resize quality: Pillow in a venv outside the clone, and real photos from
+# Debian's wallpaper packages (../shared/corpus.sh; needs root for apt-get download).
+cache=$HOME/.cache/pixelflow
+venv=$cache/test-venv
+if ! "$venv/bin/python" -c 'import PIL' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/reference/requirements.txt
+fi
+export PIXELFLOW_PYTHON=$venv/bin/python
+corpus=${PIXELFLOW_CORPUS:-$cache/corpus}
+if [ ! -f "$corpus/photos/lxqt_flowers.png" ] && [ -f "$repo/../shared/corpus.sh" ] && [ "$(id -u)" -eq 0 ]; then
+  bash "$repo/../shared/corpus.sh" "$corpus" >/dev/null
+fi
+if [ -d "$corpus/photos" ]; then
+  export PIXELFLOW_CORPUS=$corpus PIXELFLOW_REQUIRE_CORPUS=1
+fi
+
 # Two cores: build once with both, run test binaries with both.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

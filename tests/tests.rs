@@ -5,5 +5,6 @@ mod cli;
 mod crash;
 mod fidelity;
 mod imaging;
+mod quality;
 mod util;
 mod workflows;
