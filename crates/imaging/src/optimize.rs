@@ -93,7 +93,10 @@ pub fn optimize_bytes(data: &[u8], options: &OptimizeOptions) -> Result<Optimize
         _ if image.color().has_alpha() => OutputFormat::Png,
         _ => OutputFormat::Jpeg,
     });
-    let image = if format == OutputFormat::Jpeg { image } else { reduce_losslessly(image) };
+    // An RGB profile no longer fits once grey-looking pixels are stored as grey, and the encoder
+    // would drop it (changing how the image is shown): with one, colour stays colour.
+    let rgb_profile = info.icc_profile.as_deref().and_then(|p| p.get(16..20)) == Some(&b"RGB "[..]);
+    let image = if format == OutputFormat::Jpeg { image } else { reduce(image, !rgb_profile) };
     let encode_options = EncodeOptions {
         format,
         quality: options.quality,
@@ -137,6 +140,11 @@ pub fn optimize_file(input: &Path, output_dir: &Path, options: &OptimizeOptions)
 /// Drops what no pixel needs, as oxipng does: an alpha channel that is opaque everywhere,
 /// colour where every pixel is grey, and 16 bits where each sample is an 8-bit value repeated.
 pub fn reduce_losslessly(image: DynamicImage) -> DynamicImage {
+    reduce(image, true)
+}
+
+/// [`reduce_losslessly`], with colour to grey only when `to_grey`.
+fn reduce(image: DynamicImage, to_grey: bool) -> DynamicImage {
     let image = match image {
         DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA16(_) | DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_)
             if image.as_bytes().chunks_exact(2).all(|s| s[0] == s[1]) =>
@@ -168,6 +176,9 @@ pub fn reduce_losslessly(image: DynamicImage) -> DynamicImage {
     } else {
         image
     };
+    if !to_grey {
+        return image;
+    }
     // Grey: take the red channel as is (a luma formula could round).
     match &image {
         DynamicImage::ImageRgb8(i) if i.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]) => {
