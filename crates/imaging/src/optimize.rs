@@ -34,6 +34,10 @@ pub struct OptimizeOptions {
     pub effort: Effort,
     /// Write a same-format re-encode even when it is larger than the input.
     pub allow_larger: bool,
+    /// A file-size budget: a JPEG takes the highest quality (up to `quality`) whose file fits,
+    /// found by bisection; when even quality 1 does not fit, the quality-1 file is written and
+    /// flagged `over_budget`. Lossless outputs cannot trade quality, so they are only flagged.
+    pub max_bytes: Option<u64>,
     pub max_pixels: u64,
     /// What transparency becomes in a JPEG (default opaque black, as sharp's `flatten`).
     pub background: Rgba<u8>,
@@ -47,6 +51,7 @@ impl Default for OptimizeOptions {
             quality: 80,
             effort: Effort::Smallest,
             allow_larger: false,
+            max_bytes: None,
             max_pixels: DEFAULT_MAX_PIXELS,
             background: Rgba([0, 0, 0, 255]),
             naming: NameTemplate::parse(DEFAULT_NAMING).expect("the default template parses"),
@@ -64,6 +69,10 @@ pub struct Optimized {
     pub data: Vec<u8>,
     /// False when the re-encode did not win and the input's own data (metadata stripped) was kept.
     pub reencoded: bool,
+    /// The JPEG quality used (lower than asked when `max_bytes` required it).
+    pub quality: Option<u8>,
+    /// The output is larger than `max_bytes`.
+    pub over_budget: bool,
 }
 
 /// An optimised file: the step's output entry.
@@ -78,6 +87,9 @@ pub struct OptimizedFile {
     pub bytes: u64,
     pub input_bytes: u64,
     pub reencoded: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+    pub over_budget: bool,
 }
 
 /// Optimises an image in memory.
@@ -104,16 +116,48 @@ pub fn optimize_bytes(data: &[u8], options: &OptimizeOptions) -> Result<Optimize
         background: options.background,
         icc_profile: info.icc_profile.clone(),
     };
-    let encoded = encode::encode(&image, &encode_options)?;
+    let encode_at = |quality: u8| encode::encode(&image, &EncodeOptions { quality, ..encode_options.clone() });
+    let (encoded, quality) = match (options.max_bytes, format) {
+        (Some(budget), OutputFormat::Jpeg) => fit_budget(budget, options.quality, encode_at)?,
+        _ => (encode_at(options.quality)?, options.quality),
+    };
+    let quality = (format == OutputFormat::Jpeg).then_some(quality);
+    let over = |len: usize| options.max_bytes.is_some_and(|b| len as u64 > b);
     let (width, height) = (image.width(), image.height());
     if format.as_format() == info.format && !options.allow_larger && encoded.len() >= data.len() {
         if let Some(kept) = strip_metadata(info.format, data, info.orientation) {
             if kept.len() <= encoded.len() {
-                return Ok(Optimized { format, width, height, data: kept, reencoded: false });
+                let over_budget = over(kept.len());
+                return Ok(Optimized { format, width, height, data: kept, reencoded: false, quality: None, over_budget });
             }
         }
     }
-    Ok(Optimized { format, width, height, data: encoded, reencoded: true })
+    let over_budget = over(encoded.len());
+    Ok(Optimized { format, width, height, data: encoded, reencoded: true, quality, over_budget })
+}
+
+/// The highest quality in 1..=`max_quality` whose encoding fits in `budget` bytes (file size
+/// falls as quality falls, so bisection finds it in at most 7 encodes), or quality 1 when none
+/// fits.
+fn fit_budget(budget: u64, max_quality: u8, encode_at: impl Fn(u8) -> Result<Vec<u8>>) -> Result<(Vec<u8>, u8)> {
+    let (mut lo, mut hi) = (1u8, max_quality);
+    let mut best = None;
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        let data = encode_at(mid)?;
+        if data.len() as u64 <= budget {
+            best = Some((data, mid));
+            lo = mid + 1;
+        } else if mid == 1 {
+            break;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    match best {
+        Some(found) => Ok(found),
+        None => Ok((encode_at(1)?, 1)),
+    }
 }
 
 /// Optimises the image at `input` into `output_dir` under `options.naming` (atomically).
@@ -134,6 +178,8 @@ pub fn optimize_file(input: &Path, output_dir: &Path, options: &OptimizeOptions)
         bytes: out.data.len() as u64,
         input_bytes: data.len() as u64,
         reencoded: out.reencoded,
+        quality: out.quality,
+        over_budget: out.over_budget,
     })
 }
 
@@ -390,6 +436,25 @@ mod tests {
         assert_eq!((out.width, out.height), (20, 40));
         let info = decode::probe(&out.data, DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!((info.width, info.height, info.orientation), (20, 40, 1), "rotated pixels, no Exif");
+    }
+
+    #[test]
+    fn max_bytes_picks_the_highest_quality_that_fits() {
+        let img = photo(256, 192);
+        let input = jpeg(&img, 95);
+        let full = optimize_bytes(&input, &OptimizeOptions { quality: 90, allow_larger: true, ..OptimizeOptions::default() }).unwrap();
+        let budget = full.data.len() as u64 * 2 / 3;
+        let fitted = optimize_bytes(&input, &OptimizeOptions { quality: 90, max_bytes: Some(budget), ..OptimizeOptions::default() }).unwrap();
+        assert!(fitted.data.len() as u64 <= budget, "{} > {budget}", fitted.data.len());
+        let q = fitted.quality.unwrap();
+        assert!(q < 90 && !fitted.over_budget);
+        // One quality step up would not have fitted (or is the maximum).
+        let above = optimize_bytes(&input, &OptimizeOptions { quality: q + 1, allow_larger: true, ..OptimizeOptions::default() }).unwrap();
+        assert!(above.data.len() as u64 > budget);
+
+        let tiny = optimize_bytes(&input, &OptimizeOptions { max_bytes: Some(10), ..OptimizeOptions::default() }).unwrap();
+        assert!(tiny.over_budget, "an unreachable budget is flagged, not hidden");
+        assert_eq!(tiny.quality, Some(1));
     }
 
     #[test]

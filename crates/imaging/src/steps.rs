@@ -189,13 +189,14 @@ struct OptimizeInput {
     quality: Option<u8>,
     effort: Option<Effort>,
     allow_larger: Option<bool>,
+    max_bytes: Option<u64>,
     naming: Option<String>,
     max_pixels: Option<u64>,
     background: Option<Value>,
 }
 
 /// `pixelflow:optimize`: `{path | inputs, outputDir, format?: auto|jpeg|png|webp, quality?,
-/// effort?: fast|balanced|smallest, allowLarger?, naming?}` -> `{outputs: [...]}`.
+/// effort?: fast|balanced|smallest, allowLarger?, maxBytes?, naming?}` -> `{outputs: [...]}`.
 ///
 /// `inputs` takes what earlier steps produced as it is: a path, a list, or objects holding
 /// `path` fields at any depth (a resize output, a Parallel state's results).
@@ -209,6 +210,7 @@ pub fn run_optimize(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Valu
     options.quality = raw.quality.unwrap_or(options.quality);
     options.effort = raw.effort.unwrap_or(options.effort);
     options.allow_larger = raw.allow_larger.unwrap_or(false);
+    options.max_bytes = raw.max_bytes;
     options.max_pixels = raw.max_pixels.unwrap_or(options.max_pixels);
     if let Some(bg) = &raw.background {
         options.background = parse_color(bg)?;
