@@ -108,6 +108,9 @@ struct VariantInput {
     filter: Filter,
     format: Option<String>,
     quality: Option<u8>,
+    /// Resample in linear light (`"linear": true`); off by default, as in sharp.
+    #[serde(default)]
+    linear: bool,
 }
 
 fn resize_options(raw: &ResizeInput) -> Result<ResizeOptions> {
@@ -121,6 +124,7 @@ fn resize_options(raw: &ResizeInput) -> Result<ResizeOptions> {
         let target = Target { width: v.width, height: v.height, fit: v.fit, position, without_enlargement: v.without_enlargement };
         let mut variant = Variant::new(v.name.clone(), target);
         variant.filter = v.filter;
+        variant.linear = v.linear;
         variant.format = v.format.as_deref().map(OutputFormat::parse).transpose().map_err(at)?;
         variant.quality = v.quality.unwrap_or(variant.quality);
         if let Some(bg) = &v.background {
@@ -138,7 +142,9 @@ fn resize_options(raw: &ResizeInput) -> Result<ResizeOptions> {
 }
 
 /// `pixelflow:resize`: `{path, outputDir, variants: [...], naming?}` ->
-/// `{variants: [{name, path, width, height, format, bytes}]}`.
+/// `{variants: [{name, path, width, height, format, bytes}]}`. A variant is `{name, width?,
+/// height?, fit?, position?, background?, withoutEnlargement?, filter?, format?, quality?,
+/// linear?}`; `linear: true` resamples it in linear light (see [`crate::resize`]).
 pub fn run_resize(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value> {
     let raw: ResizeInput = parse("resize", input)?;
     let options = resize_options(&raw)?;
@@ -366,6 +372,33 @@ mod tests {
 
         let f = failure(run_resize(json!({"path": p, "outputDir": out_dir, "variants": [{"name": "a", "width": 5}]}), &|| true).unwrap_err());
         assert_eq!(f.error, "States.Aborted");
+    }
+
+    #[test]
+    fn resize_takes_linear_per_variant() {
+        let dir = tempfile::tempdir().unwrap();
+        // A 1-px black/white checkerboard: halved in linear light it is ~188, in sRGB ~128.
+        let board = DynamicImage::ImageLuma8(image::GrayImage::from_fn(64, 64, |x, y| image::Luma([if (x + y) % 2 == 0 { 0 } else { 255 }])));
+        let p = dir.path().join("board.png");
+        std::fs::write(&p, encode::encode(&board, &EncodeOptions::new(OutputFormat::Png)).unwrap()).unwrap();
+        let out_dir = dir.path().join("out");
+        let input = json!({"path": p, "outputDir": out_dir, "variants": [
+            {"name": "plain", "width": 32, "filter": "box"},
+            {"name": "off", "width": 32, "filter": "box", "linear": false},
+            {"name": "lin", "width": 32, "filter": "box", "linear": true}
+        ]});
+        let out = run_resize(input, &|| false).unwrap();
+        let centre = |name: &str| {
+            let img = image::open(out_dir.join(format!("board-{name}.png"))).unwrap().to_luma8();
+            img.get_pixel(16, 16).0[0]
+        };
+        assert_eq!(out["variants"][2]["width"], 32);
+        assert_eq!(centre("plain"), 128, "off by default");
+        assert_eq!(centre("off"), 128);
+        assert_eq!(centre("lin"), 188);
+
+        let f = failure(run_resize(json!({"path": p, "outputDir": out_dir, "variants": [{"name": "a", "width": 5, "linear": "yes"}]}), &|| false).unwrap_err());
+        assert_eq!(f.error, "Pixelflow.InvalidParameters", "{f}");
     }
 
     #[test]
