@@ -108,18 +108,7 @@ pub fn encode(image: &DynamicImage, options: &EncodeOptions) -> Result<Vec<u8>> 
             jpeg::encode(&pixels, options.quality, effort, icc).map_err(fail)
         }
         OutputFormat::Png => {
-            let pixels = match image {
-                DynamicImage::ImageLuma8(_)
-                | DynamicImage::ImageLumaA8(_)
-                | DynamicImage::ImageRgb8(_)
-                | DynamicImage::ImageRgba8(_)
-                | DynamicImage::ImageLuma16(_)
-                | DynamicImage::ImageLumaA16(_)
-                | DynamicImage::ImageRgb16(_)
-                | DynamicImage::ImageRgba16(_) => std::borrow::Cow::Borrowed(image),
-                other if other.color().has_alpha() => std::borrow::Cow::Owned(DynamicImage::ImageRgba16(other.to_rgba16())),
-                other => std::borrow::Cow::Owned(DynamicImage::ImageRgb16(other.to_rgb16())),
-            };
+            let pixels = crate::util::integer_pixels(image);
             let (compression, filter) = match options.effort {
                 Effort::Fast => (CompressionType::Fast, FilterType::Adaptive),
                 Effort::Balanced => (CompressionType::Default, FilterType::Adaptive),

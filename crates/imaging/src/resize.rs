@@ -349,19 +349,9 @@ fn crop_box(source: &DynamicImage, plan: &Plan) -> Option<(f64, f64, f64, f64)> 
 }
 
 /// `source` in a pixel type fast_image_resize (and its colour mapper) works on: 8/16-bit grey,
-/// grey+alpha, RGB, RGBA as they are, anything else as 16-bit RGBA.
+/// grey+alpha, RGB, RGBA (see `util::integer_pixels`).
 fn resamplable(source: &DynamicImage) -> Cow<'_, DynamicImage> {
-    match source {
-        DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageRgb8(_)
-        | DynamicImage::ImageRgba8(_)
-        | DynamicImage::ImageLuma16(_)
-        | DynamicImage::ImageLumaA16(_)
-        | DynamicImage::ImageRgb16(_)
-        | DynamicImage::ImageRgba16(_) => Cow::Borrowed(source),
-        other => Cow::Owned(DynamicImage::ImageRgba16(other.to_rgba16())),
-    }
+    crate::util::integer_pixels(source)
 }
 
 /// fast_image_resize's sRGB <-> linear tables (about 400 KiB, ~260k `powf` to fill), built on

@@ -2,7 +2,6 @@
 //! stored samples to the output; any other chain reads the image into a working `f32` copy
 //! (its leading per-pixel filters applied on the way in, its trailing ones on the way out).
 
-use std::borrow::Cow;
 
 use image::DynamicImage;
 use rayon::prelude::*;
@@ -34,18 +33,7 @@ fn buffer<T: Clone + Default>(len: usize) -> Result<Vec<T>> {
 /// `filter` for its bit depth and channels).
 pub(crate) fn apply(image: &DynamicImage, chain: &FilterChain, should_stop: &dyn Fn() -> bool) -> Result<DynamicImage> {
     // Float images (no decoder here makes them) go through 16 bits.
-    let image = match image {
-        DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageRgb8(_)
-        | DynamicImage::ImageRgba8(_)
-        | DynamicImage::ImageLuma16(_)
-        | DynamicImage::ImageLumaA16(_)
-        | DynamicImage::ImageRgb16(_)
-        | DynamicImage::ImageRgba16(_) => Cow::Borrowed(image),
-        other if other.color().has_alpha() => Cow::Owned(DynamicImage::ImageRgba16(other.to_rgba16())),
-        other => Cow::Owned(DynamicImage::ImageRgb16(other.to_rgb16())),
-    };
+    let image = crate::util::integer_pixels(image);
     if let Some((samples, channels)) = u8::view(&image) {
         run(samples, channels, image.width(), image.height(), chain, should_stop)
     } else if let Some((samples, channels)) = u16::view(&image) {
