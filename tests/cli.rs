@@ -278,3 +278,69 @@ fn reference_pipeline_processes_a_photo_end_to_end() {
     assert_eq!(kinds.iter().filter(|k| **k == "TaskSucceeded").count(), 5, "validate, resize, filter, optimize, notify: {kinds:?}");
     assert!(kinds.contains(&"ParallelStateSucceeded"));
 }
+
+/// A one-shot HTTP server on loopback: answers `status` to the first request and hands back
+/// what it received.
+fn one_shot_server(status: u16) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook?token=s3cret", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        write!(stream, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
+        String::from_utf8(body).unwrap()
+    });
+    (url, handle)
+}
+
+#[test]
+fn notify_posts_to_a_webhook_named_by_an_environment_variable() {
+    let sb = Sandbox::new();
+    let def = sb.json("def.json", &json!({"StartAt": "N", "States": {"N": {"Type": "Task", "Resource": "pixelflow:notify",
+        "Parameters": {"status": "SUCCEEDED", "path.$": "$.path", "webhookEnv": "MY_HOOK"}, "End": true}}}));
+    let input = sb.json("in.json", &json!({"path": "a.jpg"}));
+    let (url, server) = one_shot_server(200);
+    let out = sb.cmd().env("MY_HOOK", &url).args(["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["webhookDelivered"], true);
+    let posted: Value = serde_json::from_str(&server.join().unwrap()).unwrap();
+    assert_eq!(posted["status"], "SUCCEEDED");
+    assert_eq!(posted["path"], "a.jpg");
+    assert!(posted.get("webhookEnv").is_none());
+
+    // The token in the URL is in neither the history nor the logs.
+    let db = std::fs::read(sb.data_dir().join("history.sqlite")).unwrap();
+    let wal = std::fs::read(sb.data_dir().join("history.sqlite-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!String::from_utf8_lossy(bytes).contains("s3cret"));
+    }
+    assert!(!stderr(&out).contains("s3cret"));
+}
+
+#[test]
+fn a_failing_webhook_fails_the_task_with_a_retryable_error() {
+    let sb = Sandbox::new();
+    let (url, server) = one_shot_server(503);
+    let def = sb.json("def.json", &json!({"StartAt": "N", "States": {"N": {"Type": "Task", "Resource": "pixelflow:notify",
+        "Parameters": {"status": "FAILED", "webhook": url}, "End": true}}}));
+    let out = sb.run(&["workflow", "run", def.to_str().unwrap()]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stdout_json(&out);
+    assert_eq!(err["error"], "Pixelflow.WebhookFailed");
+    assert!(err["cause"].as_str().unwrap().contains("503"));
+}

@@ -7,4 +7,5 @@ mod fidelity;
 mod imaging;
 mod quality;
 mod util;
+mod watch;
 mod workflows;

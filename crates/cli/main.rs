@@ -16,7 +16,7 @@ use pixelflow_app::batch::{self, BatchOptions};
 use pixelflow_app::execution::{self, ExecutionResult, Finished};
 use pixelflow_app::{App, DataDir, Error, Workflow};
 use pixelflow_engine::{CancelToken, Failure, TokenOutcome};
-use pixelflow_history::{ExecutionFilter, ExecutionStatus};
+use pixelflow_history::{ExecutionFilter, ExecutionStatus, OriginalAction};
 use serde_json::{json, Value};
 
 /// Prints a line on stdout. A reader that went away (`pixelflow history list | head`) ends
@@ -59,17 +59,13 @@ enum Command {
     Run(RunArgs),
     /// Resume executions left unfinished by a crash or Ctrl-C (all of them, or those named).
     Resume { executions: Vec<String> },
-    /// Run headless: resume unfinished executions, then process images dropped in the watch folder.
+    /// Watch folders: manage the rules, or run the headless service (`watch` alone runs it too).
+    #[command(args_conflicts_with_subcommands = true)]
     Watch {
-        /// The folder to watch (default: `watch/` in the data dir).
-        #[arg(long)]
-        folder: Option<PathBuf>,
-        /// Where outputs go (default: `output/` in the data dir).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// The workflow to run on each image (default: the bundled reference pipeline).
-        #[arg(long)]
-        workflow: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<WatchCommand>,
+        #[command(flatten)]
+        service: ServiceArgs,
     },
     /// Print the data directory's paths.
     Paths,
@@ -95,6 +91,75 @@ struct RunArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum WatchCommand {
+    /// Add a rule: run a workflow on every complete file that lands in FOLDER.
+    Add(AddRuleArgs),
+    /// The rules, with their state and last error.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a rule.
+    Remove { id: i64 },
+    /// Stop serving a rule (it stays stored).
+    Pause { id: i64 },
+    /// Serve a paused rule again.
+    Resume { id: i64 },
+    /// Run headless: resume unfinished executions, then serve every active rule (with no
+    /// rule stored, the watch folder of the data dir with the default workflow).
+    Run(ServiceArgs),
+}
+
+#[derive(Args)]
+struct AddRuleArgs {
+    /// The folder to watch.
+    folder: PathBuf,
+    /// A workflow file or a bundled workflow's name (default: the bundled reference pipeline).
+    #[arg(long)]
+    workflow: Option<String>,
+    /// Where outputs go (default: `output/` in the data dir).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Watch subfolders too.
+    #[arg(long)]
+    recursive: bool,
+    /// Only files matching this glob (the path under FOLDER or the file name); repeatable.
+    /// Default: images by extension.
+    #[arg(long, value_name = "GLOB")]
+    include: Vec<String>,
+    /// Never files matching this glob; repeatable.
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Executions run at once for this rule.
+    #[arg(long, short = 'j', default_value_t = pixelflow_app::watch::DEFAULT_JOBS)]
+    jobs: usize,
+    /// What to do with the original after a success: leave it, or move it to `done/` in FOLDER.
+    #[arg(long, default_value = "leave", value_parser = parse_action)]
+    on_success: OriginalAction,
+    /// What to do with the original after a failure: leave it, or move it to `failed/` in FOLDER.
+    #[arg(long, default_value = "leave", value_parser = parse_action)]
+    on_failure: OriginalAction,
+}
+
+fn parse_action(s: &str) -> Result<OriginalAction, String> {
+    s.parse()
+}
+
+/// The service's options; they shape the default rule used only when no rule is stored.
+#[derive(Args)]
+struct ServiceArgs {
+    /// The folder to watch when no rule is stored (default: `watch/` in the data dir).
+    #[arg(long)]
+    folder: Option<PathBuf>,
+    /// Where outputs go when no rule is stored (default: `output/` in the data dir).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The workflow (file or bundled name) when no rule is stored (default: the reference pipeline).
+    #[arg(long)]
+    workflow: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -389,17 +454,7 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Watch { folder, out, workflow } => {
-            let app = open(cli.data_dir)?;
-            let workflow = match workflow {
-                Some(path) => Workflow::load(&path, app.steps()).map_err(|e| prefix_path(&path, e))?,
-                None => Workflow::bundled(pixelflow_app::workflow::DEFAULT_WORKFLOW, app.steps())?,
-            };
-            let folder = folder.unwrap_or_else(|| app.data().watch_dir());
-            let out = out.unwrap_or_else(|| app.data().output_dir());
-            pixelflow_app::watch::run(&app, &workflow, &folder, &out, cancel)?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Watch { command, service } => watch(cli.data_dir, command.unwrap_or(WatchCommand::Run(service)), cancel),
         Command::Paths => {
             let app = open(cli.data_dir)?;
             out!("data      {}", app.data().root().display());
@@ -409,6 +464,72 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn watch(data_dir: Option<PathBuf>, command: WatchCommand, cancel: &CancelToken) -> Result<ExitCode, Exit> {
+    use pixelflow_app::watch::{self, RuleSpec};
+    let app = open(data_dir)?;
+    match command {
+        WatchCommand::Add(a) => {
+            let spec = RuleSpec {
+                folder: a.folder,
+                recursive: a.recursive,
+                include: a.include,
+                exclude: a.exclude,
+                workflow: a.workflow,
+                out: a.out,
+                jobs: Some(a.jobs),
+                on_success: a.on_success,
+                on_failure: a.on_failure,
+            };
+            let rule = watch::add_rule(&app, &spec)?;
+            out!("{}", rule.id);
+            eprintln!("watch rule {} added: {} -> {} ({})", rule.id, rule.folder, rule.output, rule.workflow);
+        }
+        WatchCommand::List { json } => {
+            let rules = watch::list_rules(&app)?;
+            if json {
+                out!("{}", serde_json::to_string_pretty(&rules).context("serializing")?);
+            } else {
+                for r in rules {
+                    let state = if r.paused { "paused" } else { "active" };
+                    out!(
+                        "{:>4}  {:<6}  {}{}  -> {}  {}  jobs {}  success:{} failure:{}{}",
+                        r.id,
+                        state,
+                        r.folder,
+                        if r.recursive { " (recursive)" } else { "" },
+                        r.output,
+                        r.workflow,
+                        r.concurrency,
+                        r.on_success.as_str(),
+                        r.on_failure.as_str(),
+                        r.last_error.map(|e| format!("  error: {e}")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        WatchCommand::Remove { id } => {
+            watch::remove_rule(&app, id)?;
+            eprintln!("watch rule {id} removed");
+        }
+        WatchCommand::Pause { id } => {
+            watch::set_paused(&app, id, true)?;
+            eprintln!("watch rule {id} paused");
+        }
+        WatchCommand::Resume { id } => {
+            watch::set_paused(&app, id, false)?;
+            eprintln!("watch rule {id} resumed");
+        }
+        WatchCommand::Run(service) => {
+            let mut fallback = RuleSpec::new(service.folder.unwrap_or_else(|| app.data().watch_dir()));
+            fallback.recursive = true;
+            fallback.out = service.out;
+            fallback.workflow = service.workflow;
+            watch::run(&app, &fallback, cancel)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The batch progress bar on stderr (hidden when stderr is not a terminal).

@@ -9,11 +9,10 @@
 //! Ctrl-C continues where it stopped when run again.
 
 use std::collections::BTreeSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use pixelflow_engine::{CancelToken, Checkpoint, Event, Journal, JournalError, TokenOutcome};
 use pixelflow_history::{CachedResult, FileHash, Outcome};
@@ -128,7 +127,8 @@ fn is_hidden(p: &Path) -> bool {
     p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }
 
-fn has_image_extension(p: &Path) -> bool {
+/// Whether the file name ends in one of [`IMAGE_EXTENSIONS`] (any case).
+pub fn has_image_extension(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
@@ -172,35 +172,8 @@ fn hash_inputs(app: &App, paths: Vec<PathBuf>, jobs: usize) -> Result<Vec<Input>
 }
 
 fn hash_one(app: &App, path: &Path) -> Hashed {
-    let unreadable = |bytes| (Input { path: path.to_path_buf(), bytes, hash: None }, None);
-    let Ok(meta) = std::fs::metadata(path) else { return unreadable(0) };
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64);
-    let key = path.to_string_lossy().into_owned();
-    if let Ok(Some(hash)) = app.history().file_hash(&key, meta.len(), mtime_ns) {
-        return (Input { path: path.to_path_buf(), bytes: meta.len(), hash: Some(hash) }, None);
-    }
-    let mut hasher = blake3::Hasher::new();
-    let hashed = std::fs::File::open(path).and_then(|f| {
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, f);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                return Ok(());
-            }
-            hasher.update(&buf[..n]);
-        }
-    });
-    if hashed.is_err() {
-        return unreadable(meta.len());
-    }
-    let hash = hasher.finalize().to_hex().to_string();
-    let remembered = FileHash { path: key, size: meta.len(), mtime_ns, content_hash: hash.clone() };
-    (Input { path: path.to_path_buf(), bytes: meta.len(), hash: Some(hash) }, Some(remembered))
+    let hashed = crate::hashing::hash_file(app, path);
+    (Input { path: path.to_path_buf(), bytes: hashed.bytes, hash: hashed.hash }, hashed.learned)
 }
 
 /// The name of the generated Map state; its items' events are what progress counts.

@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod error;
 pub mod execution;
+pub mod hashing;
 pub mod paths;
 pub mod steps;
 pub mod watch;

@@ -35,19 +35,68 @@ pub fn registry() -> StepRegistry {
     steps
 }
 
-/// `pixelflow:notify`: records the outcome of an image's run where people look (the log now,
-/// the desktop notification and webhooks with the app and image-steps issues).
+/// `pixelflow:notify`: records the outcome of an image's run where people look: the log (the
+/// CLI prints it; the desktop app will turn it into a notification) and, optionally, a webhook
+/// that receives the outcome as JSON.
+///
+/// The webhook is `webhookEnv` (the name of an environment variable holding the URL: the way to
+/// pass a URL that carries a token, since step parameters are recorded in the history) or
+/// `webhook` (a URL without secrets). A webhook that fails or answers an error status fails the
+/// task with `Pixelflow.WebhookFailed`, which the workflow can Retry.
 fn notify(input: Value, ctx: &TaskContext) -> Result<Value, Failure> {
-    let status = input.get("status").and_then(Value::as_str).unwrap_or("INFO");
+    let status = input.get("status").and_then(Value::as_str).unwrap_or("INFO").to_string();
     let path = input.get("path").and_then(Value::as_str).unwrap_or("");
-    match status {
+    match status.as_str() {
         "FAILED" => {
             let error = input.get("error").cloned().unwrap_or(Value::Null);
             tracing::warn!(execution = %ctx.execution_id, path, %error, "image failed")
         }
         _ => tracing::info!(execution = %ctx.execution_id, path, status, "image processed"),
     }
-    Ok(json!({ "notified": true, "status": status }))
+    let url = match (input.get("webhookEnv").and_then(Value::as_str), input.get("webhook").and_then(Value::as_str)) {
+        (Some(var), _) => Some(std::env::var(var).map_err(|_| {
+            Failure::new("Pixelflow.InvalidParameters", format!("webhookEnv names {var}, which is not set"))
+        })?),
+        (None, Some(url)) => Some(url.to_string()),
+        (None, None) => None,
+    };
+    let mut delivered = false;
+    if let Some(url) = url {
+        let mut body = input.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("webhook");
+            obj.remove("webhookEnv");
+            obj.insert("execution".into(), json!(ctx.execution_id));
+            obj.insert("state".into(), json!(ctx.state_name));
+        }
+        post_json(&url, &body)?;
+        delivered = true;
+    }
+    Ok(json!({ "notified": true, "status": status, "webhookDelivered": delivered }))
+}
+
+/// How long a webhook may take before the task fails (and may be retried).
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// POSTs `body` to `url`. Errors never include the URL, which may carry a token.
+fn post_json(url: &str, body: &Value) -> Result<(), Failure> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(WEBHOOK_TIMEOUT)).http_status_as_error(false).build().into();
+    let failed = |why: String| Failure::new("Pixelflow.WebhookFailed", why);
+    let response = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .map_err(|e| failed(format!("the webhook could not be reached: {}", redact(&e.to_string(), url))))?;
+    let code = response.status().as_u16();
+    if !(200..300).contains(&code) {
+        return Err(failed(format!("the webhook answered HTTP {code}")));
+    }
+    Ok(())
+}
+
+/// Removes the URL (and its query, where tokens live) from an error message.
+fn redact(message: &str, url: &str) -> String {
+    message.replace(url, "<webhook>")
 }
 
 /// `pixelflow:sleep`: waits `seconds` (cancellable), sending heartbeats every `heartbeatEvery`

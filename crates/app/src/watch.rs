@@ -1,43 +1,447 @@
-//! The headless service (`pixelflow watch`): resumes executions left unfinished, then runs the
-//! workflow on every file that lands in the watch folder.
+//! Watch folders: rules stored in the history (`pixelflow watch add|list|remove|pause|resume`)
+//! and the headless service that serves them (`pixelflow watch run`).
 //!
-//! This is the first cut that the README's run command starts; the watch-folders issue turns it
-//! into rules stored in the history, catch-up scans, exactly-once across crashes and
-//! backpressure.
+//! The service first resumes executions left unfinished, then serves every active rule on its
+//! own thread: a catch-up scan of the files already there, then file-system events. A file is
+//! taken only once it is complete (its size and mtime unchanged across two looks
+//! [`STABLE_AFTER`] apart, longer for a file seen growing), and never when it is hidden, a
+//! partial download or temporary file, or inside the rule's output folder or its `done/` and
+//! `failed/` subfolders. Its content hash is looked up in the results cache: content the rule's
+//! workflow already processed (the same file renamed or moved, or a restart) is skipped.
+//! Successes are recorded in that cache; failures are not (the next start tries again) but are
+//! not retried within one run. Each rule runs `concurrency` executions at a time from a bounded
+//! queue, so a folder of 10,000 new files does not balloon memory. A missing watched folder
+//! sets the rule's `last_error` and is looked for again every [`RETRY_EVERY`].
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use pixelflow_engine::CancelToken;
-use serde_json::json;
+use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, WatchRule};
+use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::execution::{self, Finished};
-use crate::workflow::Workflow;
+use crate::hashing;
+use crate::workflow::{Workflow, BUNDLED, DEFAULT_WORKFLOW};
 use crate::App;
 
-/// How many discovered files may wait for processing before the watcher waits in turn.
-const QUEUE_DEPTH: usize = 1024;
+/// Files discovered and waiting for a worker, per rule; beyond it discovery waits.
+const QUEUE_DEPTH: usize = 64;
 
-/// Runs until `cancel` fires.
-pub fn run(app: &App, workflow: &Workflow, folder: &Path, out: &Path, cancel: &CancelToken) -> Result<()> {
-    std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    for r in execution::resume_orphans(app, cancel)? {
-        tracing::info!(execution = %r.id, finished = ?r.finished, "resumed");
+/// How long a file's size and mtime must stay the same before it is taken.
+pub const STABLE_AFTER: Duration = Duration::from_millis(300);
+
+/// The longest quiet period asked of a file that was seen growing.
+const STABLE_MAX: Duration = Duration::from_secs(2);
+
+/// How often a missing watched folder is looked for again.
+pub const RETRY_EVERY: Duration = Duration::from_secs(3);
+
+/// How often the service looks for rules added, removed, paused or resumed.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// Executions a rule runs at once unless told otherwise.
+pub const DEFAULT_JOBS: usize = 2;
+
+/// The subfolders of a watched folder that originals move to (never watched).
+pub const DONE_DIR: &str = "done";
+pub const FAILED_DIR: &str = "failed";
+
+/// A rule as the user gives it (`pixelflow watch add`).
+#[derive(Debug, Clone)]
+pub struct RuleSpec {
+    pub folder: PathBuf,
+    pub recursive: bool,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// A workflow file or a bundled workflow's name; the default pipeline when absent.
+    pub workflow: Option<String>,
+    /// The output folder; `output/` of the data dir when absent.
+    pub out: Option<PathBuf>,
+    pub jobs: Option<usize>,
+    pub on_success: OriginalAction,
+    pub on_failure: OriginalAction,
+}
+
+impl RuleSpec {
+    /// A rule for `folder` with every default.
+    pub fn new(folder: impl Into<PathBuf>) -> Self {
+        RuleSpec {
+            folder: folder.into(),
+            recursive: false,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            workflow: None,
+            out: None,
+            jobs: None,
+            on_success: OriginalAction::Leave,
+            on_failure: OriginalAction::Leave,
+        }
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|e| Error::io(p, e))
+}
+
+/// The workflow a rule names: a bundled workflow's name, else a file.
+pub fn resolve_workflow(app: &App, name_or_path: &str) -> Result<Workflow> {
+    if BUNDLED.iter().any(|(n, _)| *n == name_or_path) {
+        Workflow::bundled(name_or_path, app.steps())
+    } else {
+        Workflow::load(Path::new(name_or_path), app.steps())
+    }
+}
+
+fn glob_set(patterns: &[String]) -> Result<GlobSet> {
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        builder.add(Glob::new(p).map_err(|e| Error::invalid("", format!("invalid glob '{p}': {e}")))?);
+    }
+    builder.build().map_err(|e| Error::invalid("", format!("invalid globs: {e}")))
+}
+
+/// Validates and stores a rule: the folder and output made absolute, the globs compiled, the
+/// workflow loaded (a file is stored by its absolute path).
+pub fn add_rule(app: &App, spec: &RuleSpec) -> Result<WatchRule> {
+    let folder = absolute(&spec.folder)?;
+    let out = absolute(&spec.out.clone().unwrap_or_else(|| app.data().output_dir()))?;
+    if out == folder {
+        return Err(Error::invalid("", "the output folder cannot be the watched folder itself (use a subfolder or another folder)"));
+    }
+    glob_set(&spec.include)?;
+    glob_set(&spec.exclude)?;
+    let workflow = match &spec.workflow {
+        None => DEFAULT_WORKFLOW.to_string(),
+        Some(w) if BUNDLED.iter().any(|(n, _)| n == w) => w.clone(),
+        Some(w) if Path::new(w).is_file() => absolute(Path::new(w))?.to_string_lossy().into_owned(),
+        Some(w) => {
+            let names: Vec<&str> = BUNDLED.iter().map(|(n, _)| *n).collect();
+            return Err(Error::NotFound(format!("'{w}' is neither a workflow file nor a bundled workflow ({})", names.join(", "))));
+        }
+    };
+    resolve_workflow(app, &workflow)?;
+    let jobs = spec.jobs.unwrap_or(DEFAULT_JOBS);
+    if jobs == 0 {
+        return Err(Error::invalid("", "--jobs must be at least 1"));
+    }
+    let new = NewWatchRule {
+        folder: folder.to_string_lossy().into_owned(),
+        recursive: spec.recursive,
+        include: spec.include.clone(),
+        exclude: spec.exclude.clone(),
+        workflow,
+        output: out.to_string_lossy().into_owned(),
+        concurrency: u32::try_from(jobs).unwrap_or(u32::MAX),
+        on_success: spec.on_success,
+        on_failure: spec.on_failure,
+    };
+    Ok(app.history().add_watch_rule(&new)?)
+}
+
+pub fn list_rules(app: &App) -> Result<Vec<WatchRule>> {
+    Ok(app.history().watch_rules()?)
+}
+
+pub fn remove_rule(app: &App, id: i64) -> Result<()> {
+    if app.history().remove_watch_rule(id)? {
+        Ok(())
+    } else {
+        Err(Error::NotFound(format!("no watch rule {id}")))
+    }
+}
+
+/// Pauses or resumes a rule; returns it as it now is. A running service sees it within
+/// [`RELOAD_EVERY`]; executions under way finish.
+pub fn set_paused(app: &App, id: i64, paused: bool) -> Result<WatchRule> {
+    if !app.history().set_watch_rule_paused(id, paused)? {
+        return Err(Error::NotFound(format!("no watch rule {id}")));
+    }
+    app.history().watch_rule(id)?.ok_or_else(|| Error::NotFound(format!("no watch rule {id}")))
+}
+
+/// A rule ready to serve.
+#[derive(Clone)]
+struct Active {
+    /// `None` for the default rule used when none is stored.
+    id: Option<i64>,
+    folder: PathBuf,
+    recursive: bool,
+    /// `None`: images by extension.
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+    workflow: Workflow,
+    out: PathBuf,
+    jobs: usize,
+    on_success: OriginalAction,
+    on_failure: OriginalAction,
+}
+
+impl Active {
+    fn from_rule(app: &App, rule: &WatchRule) -> Result<Active> {
+        Ok(Active {
+            id: Some(rule.id),
+            folder: PathBuf::from(&rule.folder),
+            recursive: rule.recursive,
+            include: if rule.include.is_empty() { None } else { Some(glob_set(&rule.include)?) },
+            exclude: glob_set(&rule.exclude)?,
+            workflow: resolve_workflow(app, &rule.workflow)?,
+            out: PathBuf::from(&rule.output),
+            jobs: (rule.concurrency as usize).max(1),
+            on_success: rule.on_success,
+            on_failure: rule.on_failure,
+        })
     }
 
-    let (tx, rx) = mpsc::sync_channel::<PathBuf>(QUEUE_DEPTH);
-    let mut debouncer = notify_debouncer_full::new_debouncer(Duration::from_millis(500), None, move |res: notify_debouncer_full::DebounceEventResult| {
+    fn name(&self) -> String {
+        match self.id {
+            Some(id) => format!("rule {id}"),
+            None => "default rule".to_string(),
+        }
+    }
+
+    fn set_error(&self, app: &App, error: Option<&str>) {
+        if let Some(id) = self.id {
+            if let Err(e) = app.history().set_watch_rule_error(id, error) {
+                tracing::warn!(rule = id, error = %e, "could not record the rule's last error");
+            }
+        }
+    }
+
+    /// Whether the service takes this file (its name and place only; completeness is checked apart).
+    fn wants(&self, path: &Path) -> bool {
+        let Ok(rel) = path.strip_prefix(&self.folder) else { return false };
+        if rel.as_os_str().is_empty() || (!self.recursive && rel.components().count() != 1) {
+            return false;
+        }
+        if rel.components().any(|c| c.as_os_str().to_str().is_none_or(|s| s.starts_with('.'))) {
+            return false;
+        }
+        if !is_candidate(path) || path.starts_with(&self.out) {
+            return false;
+        }
+        if path.starts_with(self.folder.join(DONE_DIR)) || path.starts_with(self.folder.join(FAILED_DIR)) {
+            return false;
+        }
+        let name = Path::new(path.file_name().unwrap_or_default());
+        let matches = |set: &GlobSet| set.is_match(rel) || set.is_match(name);
+        let included = match &self.include {
+            Some(set) => matches(set),
+            None => crate::batch::has_image_extension(path),
+        };
+        included && !matches(&self.exclude)
+    }
+}
+
+/// Hidden files, partial downloads and temporary files are never picked up.
+fn is_candidate(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    !(name.starts_with('.') || name.ends_with(".part") || name.ends_with(".crdownload") || name.ends_with(".tmp") || name.ends_with('~'))
+}
+
+/// The service. Serves every active stored rule or, when none is stored, `fallback` (the
+/// default folder, workflow and output); runs until `cancel` fires. Rules added, removed,
+/// paused or resumed while it runs take effect within [`RELOAD_EVERY`].
+pub fn run(app: &App, fallback: &RuleSpec, cancel: &CancelToken) -> Result<()> {
+    resume_left_over(app, cancel)?;
+    let default_rule = default_active(app, fallback)?;
+    std::thread::scope(|scope| {
+        // The rules being served (`None`: the default one), with the token that stops each.
+        let mut running: HashMap<Option<i64>, CancelToken> = HashMap::new();
+        // Rules that could not start (their last_error says why); tried again once resumed.
+        let mut refused: HashSet<i64> = HashSet::new();
+        let mut idle_warned = false;
+        let spawn = |id: Option<i64>, active: Active, running: &mut HashMap<Option<i64>, CancelToken>| {
+            let stop = cancel.child();
+            running.insert(id, stop.clone());
+            scope.spawn(move || serve_rule(app, &active, &stop, cancel));
+        };
+        while !cancel.is_cancelled() {
+            match app.history().watch_rules() {
+                Ok(rules) => {
+                    let wanted: HashSet<Option<i64>> = if rules.is_empty() {
+                        HashSet::from([None])
+                    } else {
+                        rules.iter().filter(|r| !r.paused).map(|r| Some(r.id)).collect()
+                    };
+                    running.retain(|id, stop| {
+                        let keep = wanted.contains(id);
+                        if !keep {
+                            let name = id.map_or_else(|| "default rule".to_string(), |id| format!("rule {id}"));
+                            tracing::info!(rule = %name, "stopped serving (paused, removed, or replaced by stored rules)");
+                            stop.cancel();
+                        }
+                        keep
+                    });
+                    refused.retain(|id| wanted.contains(&Some(*id)));
+                    if rules.is_empty() && !running.contains_key(&None) {
+                        spawn(None, default_rule.clone(), &mut running);
+                    }
+                    for rule in rules.iter().filter(|r| !r.paused) {
+                        if running.contains_key(&Some(rule.id)) || refused.contains(&rule.id) {
+                            continue;
+                        }
+                        match Active::from_rule(app, rule) {
+                            Ok(active) => spawn(Some(rule.id), active, &mut running),
+                            Err(e) => {
+                                tracing::error!(rule = rule.id, error = %e, "watch rule cannot run");
+                                let _ = app.history().set_watch_rule_error(rule.id, Some(&e.to_string()));
+                                refused.insert(rule.id);
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the watch rules; serving those already running"),
+            }
+            if running.is_empty() && !idle_warned {
+                tracing::warn!("no active watch rule (all paused or invalid); waiting");
+            }
+            idle_warned = running.is_empty();
+            sleep_unless_cancelled(cancel, RELOAD_EVERY);
+        }
+    });
+    Ok(())
+}
+
+/// The rule served when none is stored.
+fn default_active(app: &App, fallback: &RuleSpec) -> Result<Active> {
+    let workflow = resolve_workflow(app, fallback.workflow.as_deref().unwrap_or(DEFAULT_WORKFLOW))?;
+    let out = absolute(&fallback.out.clone().unwrap_or_else(|| app.data().output_dir()))?;
+    let folder = absolute(&fallback.folder)?;
+    std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+    Ok(Active {
+        id: None,
+        folder,
+        recursive: fallback.recursive,
+        include: if fallback.include.is_empty() { None } else { Some(glob_set(&fallback.include)?) },
+        exclude: glob_set(&fallback.exclude)?,
+        workflow,
+        out,
+        jobs: fallback.jobs.unwrap_or(DEFAULT_JOBS).max(1),
+        on_success: fallback.on_success,
+        on_failure: fallback.on_failure,
+    })
+}
+
+/// Resumes executions left unfinished, recording in the results cache those of single files
+/// that succeed, so the catch-up scan that follows does not process them again.
+fn resume_left_over(app: &App, cancel: &CancelToken) -> Result<()> {
+    for r in execution::resume_orphans(app, cancel)? {
+        tracing::info!(execution = %r.id, finished = ?r.finished, "resumed");
+        let Finished::Succeeded(output) = r.finished else { continue };
+        let Some(record) = app.history().execution(&r.id)? else { continue };
+        let Some(path) = record.input.get("path").and_then(Value::as_str) else { continue };
+        let hashed = hashing::hash_file(app, Path::new(path));
+        if let Some(hash) = hashed.hash {
+            let result = CachedResult { path: path.to_string(), output, execution_id: r.id.clone(), finished_at_ms: app.clock().now_ms() };
+            app.history().store_result(&hash, &record.workflow_hash, &result)?;
+        }
+    }
+    Ok(())
+}
+
+fn sleep_unless_cancelled(cancel: &CancelToken, d: Duration) {
+    let until = Instant::now() + d;
+    while !cancel.is_cancelled() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+}
+
+/// Serves one rule until `stop` fires (the rule was paused or removed, or the service stops),
+/// waiting for its folder whenever it is missing. Executions under way run on until `cancel`
+/// (the service's token) fires, so pausing a rule never interrupts one.
+fn serve_rule(app: &App, rule: &Active, stop: &CancelToken, cancel: &CancelToken) {
+    // `None` until the first report, so the first "watching" is logged too.
+    let mut reported: Option<Option<String>> = None;
+    let mut report = |error: Option<String>| {
+        if reported.as_ref() != Some(&error) {
+            match &error {
+                Some(e) => tracing::warn!(rule = %rule.name(), error = %e, "watch rule paused by an error; retrying"),
+                None => tracing::info!(rule = %rule.name(), folder = %rule.folder.display(), out = %rule.out.display(), workflow = %rule.workflow.name, "watching"),
+            }
+            rule.set_error(app, error.as_deref());
+            reported = Some(error);
+        }
+    };
+    // Files done (or given up) in this run, by their (size, mtime) then; shared across sessions
+    // so a folder that comes back does not redo them.
+    let shared = Shared::default();
+    while !stop.is_cancelled() {
+        if !rule.folder.is_dir() {
+            report(Some(format!("the watched folder {} is missing", rule.folder.display())));
+            sleep_unless_cancelled(stop, RETRY_EVERY);
+            continue;
+        }
+        if let Err(e) = std::fs::create_dir_all(&rule.out) {
+            report(Some(format!("cannot create the output folder {}: {e}", rule.out.display())));
+            sleep_unless_cancelled(stop, RETRY_EVERY);
+            continue;
+        }
+        report(None);
+        match session(app, rule, &shared, stop, cancel) {
+            Ok(()) => {}
+            Err(e) => {
+                report(Some(e));
+                sleep_unless_cancelled(stop, RETRY_EVERY);
+            }
+        }
+    }
+}
+
+/// What a rule's discovery and workers share.
+#[derive(Default)]
+struct Shared {
+    /// Paths queued or being processed.
+    queued: Mutex<HashSet<PathBuf>>,
+    /// Paths finished in this run, with the (size, mtime) they had.
+    done: Mutex<HashMap<PathBuf, Stat>>,
+    /// Content hashes that failed in this run (not retried until the next start).
+    failed: Mutex<HashSet<String>>,
+}
+
+type Stat = (u64, i64);
+
+fn stat(path: &Path) -> Option<Stat> {
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_file().then(|| (meta.len(), hashing::mtime_ns(&meta)))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A file seen but not yet known to be complete.
+struct Watching {
+    last: Option<Stat>,
+    window: Duration,
+    next_check: Instant,
+}
+
+impl Watching {
+    fn new(now: Instant) -> Self {
+        Watching { last: None, window: STABLE_AFTER, next_check: now }
+    }
+}
+
+/// One watch of a present folder: catch-up, then events. `Ok` when cancelled, `Err` (the
+/// reason) when the folder went away or could not be watched.
+fn session(app: &App, rule: &Active, shared: &Shared, stop: &CancelToken, cancel: &CancelToken) -> Result<(), String> {
+    let (ev_tx, ev_rx) = mpsc::sync_channel::<PathBuf>(QUEUE_DEPTH * 16);
+    let mut debouncer = notify_debouncer_full::new_debouncer(Duration::from_millis(100), None, move |res: notify_debouncer_full::DebounceEventResult| {
         match res {
             Ok(events) => {
                 for ev in events {
                     if matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_)) {
                         for p in &ev.paths {
                             if is_candidate(p) {
-                                let _ = tx.send(p.clone());
+                                // Blocks when discovery is behind: backpressure, not memory.
+                                let _ = ev_tx.send(p.clone());
                             }
                         }
                     }
@@ -50,33 +454,277 @@ pub fn run(app: &App, workflow: &Workflow, folder: &Path, out: &Path, cancel: &C
             }
         }
     })
-    .map_err(|e| Error::invalid("", format!("cannot start watching: {e}")))?;
-    debouncer
-        .watch(folder, RecursiveMode::Recursive)
-        .map_err(|e| Error::invalid("", format!("cannot watch {}: {e}", folder.display())))?;
-    tracing::info!(folder = %folder.display(), out = %out.display(), workflow = %workflow.name, "watching; Ctrl-C stops");
+    .map_err(|e| format!("cannot start watching: {e}"))?;
+    let mode = if rule.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+    if let Err(e) = debouncer.watch(&rule.folder, mode) {
+        return Err(format!("cannot watch {}: {e}", rule.folder.display()));
+    }
 
-    let mut last: Option<PathBuf> = None;
-    while !cancel.is_cancelled() {
-        let Ok(path) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
-        // A debounced create is often followed by a modify of the same file.
-        if last.as_ref() == Some(&path) || !path.is_file() {
-            continue;
+    let (work_tx, work_rx) = mpsc::sync_channel::<(PathBuf, Stat)>(QUEUE_DEPTH);
+    let work_rx = Mutex::new(work_rx);
+    let result = std::thread::scope(|scope| {
+        for _ in 0..rule.jobs {
+            scope.spawn(|| worker(app, rule, shared, &work_rx, stop, cancel));
         }
-        last = Some(path.clone());
-        let input = json!({ "path": path, "outputDir": out });
-        let result = execution::start(app, workflow, input, None, cancel)?;
-        match &result.finished {
-            Finished::Succeeded(_) => tracing::info!(execution = %result.id, path = %path.display(), "done"),
-            Finished::Failed(f) | Finished::TimedOut(f) => tracing::warn!(execution = %result.id, path = %path.display(), error = %f, "failed"),
-            Finished::Interrupted => break,
+        discover(rule, shared, &ev_rx, work_tx, stop)
+    });
+    // The event channel goes first, so a callback blocked on it returns and the debouncer stops.
+    drop(ev_rx);
+    drop(debouncer);
+    result
+}
+
+/// Catch-up scan, then events; hands complete files to the workers.
+fn discover(rule: &Active, shared: &Shared, events: &Receiver<PathBuf>, work: SyncSender<(PathBuf, Stat)>, stop: &CancelToken) -> Result<(), String> {
+    let mut pending: HashMap<PathBuf, Watching> = HashMap::new();
+    let now = Instant::now();
+    let depth = if rule.recursive { usize::MAX } else { 1 };
+    let walker = walkdir::WalkDir::new(&rule.folder).min_depth(1).max_depth(depth).into_iter().filter_entry(|e| {
+        !e.file_name().to_str().is_none_or(|n| n.starts_with('.')) && !e.path().starts_with(&rule.out)
+    });
+    for entry in walker.flatten() {
+        if entry.file_type().is_file() && rule.wants(entry.path()) {
+            pending.insert(entry.path().to_path_buf(), Watching::new(now));
+        }
+    }
+    tracing::debug!(rule = %rule.name(), files = pending.len(), "catch-up scan");
+
+    let mut folder_checked = Instant::now();
+    while !stop.is_cancelled() {
+        // New events (wait a little when there is nothing else to do).
+        let first = if pending.is_empty() {
+            match events.recv_timeout(Duration::from_millis(200)) {
+                Ok(p) => Some(p),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err("the watcher stopped".to_string()),
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+            None
+        };
+        let now = Instant::now();
+        let take = |p: PathBuf, pending: &mut HashMap<PathBuf, Watching>| {
+            if rule.wants(&p) {
+                pending.entry(p).or_insert_with(|| Watching::new(now + STABLE_AFTER / 2));
+            }
+        };
+        if let Some(p) = first {
+            take(p, &mut pending);
+        }
+        loop {
+            match events.try_recv() {
+                Ok(p) => take(p, &mut pending),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return Err("the watcher stopped".to_string()),
+            }
+        }
+
+        if now.duration_since(folder_checked) >= Duration::from_secs(1) {
+            folder_checked = now;
+            if !rule.folder.is_dir() {
+                return Err(format!("the watched folder {} is missing", rule.folder.display()));
+            }
+        }
+
+        // Completeness: the same size and mtime across two looks a window apart.
+        let mut ready = Vec::new();
+        pending.retain(|path, w| {
+            if now < w.next_check {
+                return true;
+            }
+            let Some(current) = stat(path) else { return false };
+            match w.last {
+                Some(last) if last == current => {
+                    ready.push((path.clone(), current));
+                    false
+                }
+                previous => {
+                    if previous.is_some() {
+                        // Still being written: ask for a longer quiet period.
+                        w.window = (w.window + STABLE_AFTER).min(STABLE_MAX);
+                    }
+                    w.last = Some(current);
+                    w.next_check = now + w.window;
+                    true
+                }
+            }
+        });
+        for (path, st) in ready {
+            if lock(&shared.done).get(&path) == Some(&st) {
+                continue;
+            }
+            if !lock(&shared.queued).insert(path.clone()) {
+                // Changed while a worker has it: look again once that run is over.
+                pending.insert(path, Watching { last: None, window: STABLE_AFTER, next_check: now + STABLE_MAX });
+                continue;
+            }
+            let mut job = (path, st);
+            loop {
+                match work.try_send(job) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(back)) => {
+                        if stop.is_cancelled() {
+                            return Ok(());
+                        }
+                        job = back;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err(TrySendError::Disconnected(_)) => return Ok(()),
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Hidden files, partial downloads and temporary files are never picked up.
-fn is_candidate(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
-    !(name.starts_with('.') || name.ends_with(".part") || name.ends_with(".crdownload") || name.ends_with(".tmp") || name.ends_with('~'))
+fn worker(app: &App, rule: &Active, shared: &Shared, jobs: &Mutex<Receiver<(PathBuf, Stat)>>, stop: &CancelToken, cancel: &CancelToken) {
+    loop {
+        let job = lock(jobs).recv_timeout(Duration::from_millis(200));
+        let (path, st) = match job {
+            Ok(j) => j,
+            Err(mpsc::RecvTimeoutError::Timeout) if !stop.is_cancelled() => continue,
+            Err(_) => return,
+        };
+        if stop.is_cancelled() {
+            return;
+        }
+        if let Err(e) = process(app, rule, shared, &path, cancel) {
+            tracing::warn!(rule = %rule.name(), path = %path.display(), error = %e, "could not process");
+            rule.set_error(app, Some(&e.to_string()));
+        }
+        lock(&shared.done).insert(path.clone(), st);
+        lock(&shared.queued).remove(&path);
+    }
+}
+
+/// Runs the rule's workflow on one complete file, unless the results cache has its content.
+fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &CancelToken) -> Result<()> {
+    let hashed = hashing::hash_file(app, path);
+    if let Some(learned) = hashed.learned {
+        app.history().remember_file_hashes(vec![learned])?;
+    }
+    let Some(hash) = hashed.hash else {
+        tracing::debug!(path = %path.display(), "gone or unreadable before it could be processed");
+        return Ok(());
+    };
+    if app.history().cached_result(&hash, &rule.workflow.hash)?.is_some() {
+        tracing::debug!(path = %path.display(), "already processed by this workflow");
+        return Ok(());
+    }
+    if lock(&shared.failed).contains(&hash) {
+        return Ok(());
+    }
+    let input = json!({ "path": path, "outputDir": rule.out });
+    let result = execution::start(app, &rule.workflow, input, None, cancel)?;
+    match result.finished {
+        Finished::Succeeded(output) => {
+            let cached = CachedResult {
+                path: path.to_string_lossy().into_owned(),
+                output,
+                execution_id: result.id.clone(),
+                finished_at_ms: app.clock().now_ms(),
+            };
+            app.history().store_result(&hash, &rule.workflow.hash, &cached)?;
+            tracing::info!(execution = %result.id, path = %path.display(), "done");
+            if rule.on_success == OriginalAction::Move {
+                move_aside(&rule.folder, path, DONE_DIR)?;
+            }
+        }
+        Finished::Failed(f) | Finished::TimedOut(f) => {
+            lock(&shared.failed).insert(hash);
+            tracing::warn!(execution = %result.id, path = %path.display(), error = %f, "failed");
+            if rule.on_failure == OriginalAction::Move {
+                move_aside(&rule.folder, path, FAILED_DIR)?;
+            }
+        }
+        // Stays RUNNING; the next start resumes it.
+        Finished::Interrupted => {}
+    }
+    Ok(())
+}
+
+/// Moves `path` into `folder/sub/`, never overwriting: `a.jpg`, then `a-1.jpg`, `a-2.jpg`, ...
+/// Returns where it went.
+pub fn move_aside(folder: &Path, path: &Path, sub: &str) -> Result<PathBuf> {
+    let dir = folder.join(sub);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let name = Path::new(path.file_name().unwrap_or_default());
+    let stem = name.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let ext = name.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    for n in 0u32.. {
+        let target = if n == 0 { dir.join(name) } else { dir.join(format!("{stem}-{n}{ext}")) };
+        // A hard link fails when the target exists, so a race cannot overwrite either.
+        match std::fs::hard_link(path, &target) {
+            Ok(()) => {
+                std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                return Ok(target);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) if !target.exists() => {
+                // No hard links here (another file system, or not supported): a plain rename.
+                std::fs::rename(path, &target).map_err(|e| Error::io(path, e))?;
+                return Ok(target);
+            }
+            Err(e) => return Err(Error::io(&target, e)),
+        }
+    }
+    unreachable!("u32 suffixes exhausted")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active(folder: &Path, include: &[&str], exclude: &[&str], recursive: bool) -> Active {
+        let steps = crate::steps::registry();
+        Active {
+            id: None,
+            folder: folder.to_path_buf(),
+            recursive,
+            include: if include.is_empty() { None } else { Some(glob_set(&include.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()) },
+            exclude: glob_set(&exclude.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap(),
+            workflow: Workflow::bundled("thumbnail", &steps).unwrap(),
+            out: folder.join("out"),
+            jobs: 1,
+            on_success: OriginalAction::Leave,
+            on_failure: OriginalAction::Leave,
+        }
+    }
+
+    #[test]
+    fn rules_skip_hidden_partial_output_and_moved_files() {
+        let f = Path::new("/w");
+        let r = active(f, &[], &[], true);
+        assert!(r.wants(Path::new("/w/a.jpg")));
+        assert!(r.wants(Path::new("/w/sub/a.PNG")));
+        for no in ["/w/.a.jpg", "/w/.cache/a.jpg", "/w/a.jpg.part", "/w/a.crdownload", "/w/a.tmp", "/w/a.jpg~", "/w/out/a.jpg", "/w/done/a.jpg", "/w/failed/a.jpg", "/w/notes.txt", "/x/a.jpg"] {
+            assert!(!r.wants(Path::new(no)), "{no}");
+        }
+        let flat = active(f, &[], &[], false);
+        assert!(!flat.wants(Path::new("/w/sub/a.jpg")));
+    }
+
+    #[test]
+    fn globs_match_the_relative_path_or_the_name() {
+        let r = active(Path::new("/w"), &["*.jpg", "raw/*.txt"], &["skip*"], true);
+        assert!(r.wants(Path::new("/w/deep/a.jpg")));
+        assert!(r.wants(Path::new("/w/raw/a.txt")));
+        assert!(!r.wants(Path::new("/w/a.txt")));
+        assert!(!r.wants(Path::new("/w/deep/skip-me.jpg")));
+    }
+
+    #[test]
+    fn moves_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (i, name) in ["a.jpg", "a.jpg", "a.jpg"].iter().enumerate() {
+            std::fs::write(d.join(name), [i as u8]).unwrap();
+            let to = move_aside(d, &d.join(name), DONE_DIR).unwrap();
+            assert_eq!(std::fs::read(&to).unwrap(), [i as u8]);
+        }
+        let mut names: Vec<_> = std::fs::read_dir(d.join(DONE_DIR)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["a-1.jpg", "a-2.jpg", "a.jpg"]);
+        assert!(!d.join("a.jpg").exists());
+    }
 }

@@ -14,6 +14,7 @@ pub const MAX_DEFINITION_BYTES: usize = 1024 * 1024;
 pub const BUNDLED: &[(&str, &str)] = &[
     ("image-pipeline", include_str!("../../../workflows/image-pipeline.asl.json")),
     ("image-batch", include_str!("../../../workflows/image-batch.asl.json")),
+    ("thumbnail", include_str!("../../../workflows/thumbnail.asl.json")),
 ];
 
 /// The workflow the app runs when nothing else is chosen.

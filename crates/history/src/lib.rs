@@ -50,6 +50,7 @@ pub mod process;
 mod results;
 mod schema;
 mod tokens;
+mod watch_rules;
 mod writer;
 
 #[cfg(test)]
@@ -73,6 +74,7 @@ pub use process::ProcessIdentity;
 pub use results::{CachedResult, FileHash};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{PendingToken, TokenAnswer};
+pub use watch_rules::{NewWatchRule, OriginalAction, WatchRule};
 
 use writer::{Scope, Writer};
 
@@ -360,6 +362,39 @@ impl History {
     /// Tokens waiting for an answer, of executions still RUNNING, oldest first.
     pub fn pending_tokens(&self) -> Result<Vec<PendingToken>> {
         self.read(tokens::pending)
+    }
+
+    /// Stores a new watch rule and returns it with its id (durable on return).
+    pub fn add_watch_rule(&self, rule: &NewWatchRule) -> Result<WatchRule> {
+        let rule = rule.clone();
+        let id = self.inner.writer.call(Scope::Nothing, move |c| watch_rules::insert(c, &rule, now_ms()))?;
+        self.watch_rule(id)?.ok_or_else(|| Error::Corrupt(format!("watch rule {id} vanished after it was added")))
+    }
+
+    /// Every watch rule, oldest first.
+    pub fn watch_rules(&self) -> Result<Vec<WatchRule>> {
+        self.read(watch_rules::list)
+    }
+
+    /// The watch rule with this id.
+    pub fn watch_rule(&self, id: i64) -> Result<Option<WatchRule>> {
+        self.read(|c| watch_rules::get(c, id))
+    }
+
+    /// Deletes a watch rule; false when there was none with this id.
+    pub fn remove_watch_rule(&self, id: i64) -> Result<bool> {
+        self.inner.writer.call(Scope::Nothing, move |c| watch_rules::remove(c, id))
+    }
+
+    /// Pauses (the service skips it) or resumes a watch rule; false when there is none with this id.
+    pub fn set_watch_rule_paused(&self, id: i64, paused: bool) -> Result<bool> {
+        self.inner.writer.call(Scope::Nothing, move |c| watch_rules::set_paused(c, id, paused))
+    }
+
+    /// Records (or clears, with `None`) the last error the service met on a rule.
+    pub fn set_watch_rule_error(&self, id: i64, error: Option<&str>) -> Result<bool> {
+        let error = error.map(str::to_string);
+        self.inner.writer.call(Scope::Nothing, move |c| watch_rules::set_last_error(c, id, error.as_deref()))
     }
 
     /// The stored schema version of the file (equals [`SCHEMA_VERSION`] once open).

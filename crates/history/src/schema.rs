@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use rusqlite_migration::{Migrations, SchemaVersion, M};
 
 use crate::error::{Error, Result};
-use crate::{checkpoints, events, executions, results, tokens};
+use crate::{checkpoints, events, executions, results, tokens, watch_rules};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(executions::MIGRATION).comment("executions"),
@@ -20,6 +20,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(checkpoints::MIGRATION).comment("checkpoints"),
     M::up(tokens::MIGRATION).comment("task tokens"),
     M::up(results::MIGRATION).comment("results cache and file hashes"),
+    M::up(watch_rules::MIGRATION).comment("watch rules"),
 ];
 
 /// The schema version this build writes.

@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "events", "executions", "file_hashes", "results", "task_tokens"]);
+    assert_eq!(tables, ["checkpoints", "events", "executions", "file_hashes", "results", "task_tokens", "watch_rules"]);
 }
 
 #[test]
@@ -681,4 +681,42 @@ fn results_cache_and_file_hashes_round_trip() {
     h.remember_file_hashes(vec![crate::FileHash { path: "/a.jpg".into(), size: 10, mtime_ns: 7, content_hash: "c1".into() }]).unwrap();
     assert_eq!(h.file_hash("/a.jpg", 10, 7).unwrap().as_deref(), Some("c1"));
     assert_eq!(h.file_hash("/a.jpg", 10, 8).unwrap(), None, "a touched file is hashed again");
+}
+
+#[test]
+fn watch_rules_round_trip() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    assert!(h.watch_rules().unwrap().is_empty());
+    let new = NewWatchRule {
+        folder: "/photos/in".into(),
+        recursive: true,
+        include: vec!["*.jpg".into(), "*.png".into()],
+        exclude: vec!["raw/**".into()],
+        workflow: "thumbnail".into(),
+        output: "/photos/out".into(),
+        concurrency: 3,
+        on_success: OriginalAction::Move,
+        on_failure: OriginalAction::Leave,
+    };
+    let rule = h.add_watch_rule(&new).unwrap();
+    assert_eq!((rule.folder.as_str(), rule.recursive, rule.concurrency), ("/photos/in", true, 3));
+    assert_eq!(rule.include, new.include);
+    assert_eq!(rule.exclude, new.exclude);
+    assert_eq!((rule.on_success, rule.on_failure, rule.paused, rule.last_error.as_deref()), (OriginalAction::Move, OriginalAction::Leave, false, None));
+    let second = h.add_watch_rule(&new).unwrap();
+    assert!(second.id > rule.id);
+
+    assert!(h.set_watch_rule_paused(rule.id, true).unwrap());
+    assert!(h.set_watch_rule_error(rule.id, Some("gone")).unwrap());
+    let got = h.watch_rule(rule.id).unwrap().unwrap();
+    assert!(got.paused);
+    assert_eq!(got.last_error.as_deref(), Some("gone"));
+    assert!(h.set_watch_rule_error(rule.id, None).unwrap());
+    assert_eq!(h.watch_rule(rule.id).unwrap().unwrap().last_error, None);
+
+    assert!(h.remove_watch_rule(rule.id).unwrap());
+    assert!(!h.remove_watch_rule(rule.id).unwrap());
+    assert!(!h.set_watch_rule_paused(rule.id, false).unwrap());
+    assert_eq!(h.watch_rules().unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [second.id]);
 }
