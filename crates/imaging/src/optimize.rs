@@ -119,6 +119,7 @@ pub fn optimize_bytes(data: &[u8], options: &OptimizeOptions) -> Result<Optimize
     let encode_at = |quality: u8| encode::encode(&image, &EncodeOptions { quality, ..encode_options.clone() });
     let (encoded, quality) = match (options.max_bytes, format) {
         (Some(budget), OutputFormat::Jpeg) => fit_budget(budget, options.quality, encode_at)?,
+        (_, OutputFormat::Png) => (oxipng_pass(encode_at(options.quality)?, options.effort), options.quality),
         _ => (encode_at(options.quality)?, options.quality),
     };
     let quality = (format == OutputFormat::Jpeg).then_some(quality);
@@ -134,6 +135,25 @@ pub fn optimize_bytes(data: &[u8], options: &OptimizeOptions) -> Result<Optimize
     }
     let over_budget = over(encoded.len());
     Ok(Optimized { format, width, height, data: encoded, reencoded: true, quality, over_budget })
+}
+
+/// Runs oxipng over an encoded PNG (trying filters, zlib strategies, bit depth and palette
+/// reductions; chunks such as iCCP kept). Its level follows the effort: none for `fast`, 2 for
+/// `balanced`, 4 for `smallest`. Should oxipng fail, the encoder's own PNG is kept: it is valid.
+fn oxipng_pass(png: Vec<u8>, effort: Effort) -> Vec<u8> {
+    let level = match effort {
+        Effort::Fast => return png,
+        Effort::Balanced => 2,
+        Effort::Smallest => 4,
+    };
+    match oxipng::optimize_from_memory(&png, &oxipng::Options::from_preset(level)) {
+        Ok(smaller) if smaller.len() < png.len() => smaller,
+        Ok(_) => png,
+        Err(e) => {
+            tracing::warn!(error = %e, "oxipng could not optimise a PNG; keeping the encoder's");
+            png
+        }
+    }
 }
 
 /// The highest quality in 1..=`max_quality` whose encoding fits in `budget` bytes (file size
@@ -387,6 +407,21 @@ mod tests {
         let encoded = encode::encode(&gray16, &EncodeOptions::new(OutputFormat::Png)).unwrap();
         let out = optimize_bytes(&encoded, &OptimizeOptions::default()).unwrap();
         assert!(out.data.len() < encoded.len());
+    }
+
+    #[test]
+    fn oxipng_makes_png_smaller_and_keeps_every_pixel() {
+        // Few colours: oxipng's palette reduction has something to find.
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(96, 64, |x, y| {
+            let c = [[200u8, 30, 30], [30, 200, 30], [30, 30, 200]][((x / 8 + y / 8) % 3) as usize];
+            image::Rgb(c)
+        }));
+        let input = encode::encode(&img, &EncodeOptions::new(OutputFormat::Png)).unwrap();
+        let fast = optimize_bytes(&input, &OptimizeOptions { effort: Effort::Fast, allow_larger: true, ..OptimizeOptions::default() }).unwrap();
+        let smallest = optimize_bytes(&input, &OptimizeOptions::default()).unwrap();
+        assert!(smallest.data.len() < fast.data.len(), "{} vs {}", smallest.data.len(), fast.data.len());
+        let decoded = image::load_from_memory(&smallest.data).unwrap();
+        assert_eq!(decoded.to_rgb8(), img.to_rgb8(), "lossless");
     }
 
     #[test]
