@@ -57,8 +57,12 @@ fn stop_service(mut service: KillOnDrop) {
     panic!("the service did not stop on SIGTERM");
 }
 
-fn wait_until(sb: &Sandbox, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
+fn wait_until(sb: &Sandbox, what: &str, done: impl FnMut() -> bool) {
+    wait_until_within(sb, DEADLINE, what, done)
+}
+
+fn wait_until_within(sb: &Sandbox, within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if done() {
             return;
@@ -302,5 +306,272 @@ fn rules_added_paused_and_resumed_while_the_service_runs_take_effect() {
     // Resumed: the catch-up scan takes what arrived meanwhile.
     assert_eq!(sb.run(&["watch", "resume", &id.to_string()]).status.code(), Some(0));
     wait_until(&sb, "while-paused.png processed after resume", || succeeded(&sb, "while-paused.png") == 1);
+    stop_service(service);
+}
+
+/// `n` distinct small JPEGs: rotated-6.jpg with a unique trailer after its EOI marker (decoders
+/// ignore it; the content hash differs). Written as `.part` and renamed, so each appears whole.
+fn drop_distinct_jpegs(folder: &Path, prefix: &str, n: usize) -> Vec<PathBuf> {
+    let base = std::fs::read(data("rotated-6.jpg")).unwrap();
+    (0..n)
+        .map(|i| {
+            let mut bytes = base.clone();
+            bytes.extend_from_slice(format!("{prefix}-{i:05}").as_bytes());
+            let path = folder.join(format!("{prefix}-{i:05}.jpg"));
+            let part = folder.join(format!("{prefix}-{i:05}.jpg.part"));
+            std::fs::write(&part, &bytes).unwrap();
+            std::fs::rename(&part, &path).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// Visible files in `dir` (a kill can leave an atomic write's hidden `.pixelflow-*.tmp` behind).
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.flatten().filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0)
+}
+
+/// Every execution of the sandbox, read from the history itself: (input path, status).
+fn executions_by_path(sb: &Sandbox) -> std::collections::HashMap<String, Vec<String>> {
+    let history = pixelflow_history::History::open(&sb.data_dir().join("history.sqlite")).unwrap();
+    let filter = pixelflow_history::ExecutionFilter { limit: Some(1_000_000), ..Default::default() };
+    let mut by_path: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for summary in history.list_executions(&filter).unwrap() {
+        let record = history.execution(&summary.id).unwrap().expect("listed execution");
+        let path = record.input["path"].as_str().unwrap_or_default().to_string();
+        by_path.entry(path).or_default().push(summary.status.as_str().to_string());
+    }
+    by_path
+}
+
+fn sigkill(mut service: KillOnDrop) {
+    let pid = service.child().id().to_string();
+    let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+    let status = service.child().wait().unwrap();
+    assert!(!status.success());
+    service.0 = None;
+}
+
+/// Asserts each of `inputs` has exactly one SUCCEEDED execution and nothing else (no FAILED,
+/// nothing left RUNNING, no second run), and that no other execution exists.
+fn assert_each_processed_once(sb: &Sandbox, inputs: &[PathBuf]) {
+    let by_path = executions_by_path(sb);
+    for input in inputs {
+        let statuses = by_path.get(s(input)).cloned().unwrap_or_default();
+        assert_eq!(statuses, ["SUCCEEDED"], "{}: executions {statuses:?}", input.display());
+    }
+    assert_eq!(by_path.len(), inputs.len(), "executions of other inputs: {:?}", by_path.keys().filter(|p| !inputs.iter().any(|i| s(i) == p.as_str())).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_watcher_killed_with_files_in_flight_loses_nothing_and_repeats_nothing() {
+    let sb = Sandbox::new();
+    let (folder, out) = (sb.path().join("in"), sb.path().join("out"));
+    std::fs::create_dir_all(&folder).unwrap();
+    add_rule(&sb, &["--jobs", "4"]);
+    let service = start_service(&sb);
+    let inputs = drop_distinct_jpegs(&folder, "img", 200);
+
+    // Some, but not all, done: then SIGKILL, with executions under way.
+    wait_until(&sb, "some outputs", || count_files(&out) >= 20);
+    sigkill(service);
+    let at_kill = count_files(&out);
+    assert!(at_kill < 200, "all 200 were done before the kill; the test proves nothing");
+
+    let service = start_service(&sb);
+    wait_until(&sb, "all 200 outputs", || count_files(&out) == 200);
+    // Every execution finished (the last outputs may precede their history rows by a moment).
+    wait_until(&sb, "200 successes", || executions_by_path(&sb).values().flatten().filter(|s| *s == "SUCCEEDED").count() >= 200);
+    stop_service(service);
+
+    let resumed = std::fs::read_to_string(sb.path().join("service-1.log")).unwrap().lines().filter(|l| l.contains("resumed")).count();
+    eprintln!("killed with {at_kill}/200 outputs written; {resumed} interrupted executions resumed at restart");
+    for input in &inputs {
+        let name = input.file_name().unwrap();
+        assert_jpeg(&out.join(name));
+    }
+    assert_each_processed_once(&sb, &inputs);
+
+    // And each one's result is in the results cache, pointing at that one execution, so a
+    // later start skips it.
+    let history = pixelflow_history::History::open(&sb.data_dir().join("history.sqlite")).unwrap();
+    let filter = pixelflow_history::ExecutionFilter { limit: Some(1_000_000), ..Default::default() };
+    let mut ids = std::collections::HashMap::new();
+    for summary in history.list_executions(&filter).unwrap() {
+        let record = history.execution(&summary.id).unwrap().unwrap();
+        ids.insert(record.input["path"].as_str().unwrap().to_string(), (record.id, record.workflow_hash));
+    }
+    for input in &inputs {
+        let meta = std::fs::metadata(input).unwrap();
+        let hash = history.file_hash(s(input), meta.len(), pixelflow_app::hashing::mtime_ns(&meta)).unwrap().expect("the content hash remembered");
+        let (id, workflow_hash) = &ids[s(input)];
+        let cached = history.cached_result(&hash, workflow_hash).unwrap().unwrap_or_else(|| panic!("{} not in the results cache", input.display()));
+        assert_eq!(&cached.execution_id, id, "{}", input.display());
+    }
+}
+
+/// What a crash between an execution's success and its results row leaves (here made by hand:
+/// `workflow run` records the execution, not the results cache): the service finishes the
+/// bookkeeping (cache row, move) instead of processing the file again.
+#[test]
+fn a_success_without_its_results_row_is_not_run_again() {
+    let sb = Sandbox::new();
+    let (folder, out) = (sb.path().join("in"), sb.path().join("out"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let photo = folder.join("photo.jpg");
+    std::fs::copy(data("rotated-6.jpg"), &photo).unwrap();
+    let input = sb.json("input.json", &serde_json::json!({ "path": photo, "outputDir": out }));
+    let wf = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/thumbnail.asl.json");
+    let ran = sb.run(&["workflow", "run", s(&wf), "--input", s(&input)]);
+    assert_eq!(ran.status.code(), Some(0), "{}", stderr(&ran));
+    assert_eq!(succeeded(&sb, ""), 1);
+
+    add_rule(&sb, &["--on-success", "move"]);
+    let service = start_service(&sb);
+    wait_until(&sb, "photo.jpg moved to done/", || folder.join("done/photo.jpg").is_file());
+    stop_service(service);
+    assert_eq!(executions(&sb, "").len(), 1, "the file was processed a second time");
+    assert!(std::fs::read_to_string(sb.path().join("service-0.log")).unwrap().contains("recorded after a crash"));
+}
+
+/// SUCCEEDED executions in the history, counted without the CLI's list limit.
+fn count_succeeded(sb: &Sandbox) -> usize {
+    let history = pixelflow_history::History::open(&sb.data_dir().join("history.sqlite")).unwrap();
+    let filter = pixelflow_history::ExecutionFilter { status: Some(pixelflow_history::ExecutionStatus::Succeeded), limit: Some(1_000_000), ..Default::default() };
+    history.list_executions(&filter).unwrap().len()
+}
+
+/// The peak resident memory of a process, in kB (`VmHWM`).
+fn peak_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_thousand_files_at_once_are_each_processed_once_in_bounded_memory() {
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    // A trivial workflow, so the test measures the service, not the image work.
+    let wf = sb.json(
+        "validate.asl.json",
+        &serde_json::json!({
+            "StartAt": "Validate",
+            "States": { "Validate": { "Type": "Task", "Resource": "pixelflow:validate", "Parameters": { "path.$": "$.path", "decode": false }, "End": true } }
+        }),
+    );
+    let added = sb.run(&["watch", "add", s(&folder), "--workflow", s(&wf), "--out", s(&sb.path().join("out")), "--jobs", "4"]);
+    assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
+    let mut service = start_service(&sb);
+    let pid = service.child().id();
+
+    let inputs = drop_distinct_jpegs(&folder, "many", 1000);
+    wait_until_within(&sb, Duration::from_secs(300), "1,000 successes", || count_succeeded(&sb) >= 1000);
+    let peak_kb = peak_rss_kb(pid);
+    stop_service(service);
+
+    assert_each_processed_once(&sb, &inputs);
+    assert!(peak_kb < 300 * 1024, "the service's peak RSS was {peak_kb} kB");
+    eprintln!("peak RSS of the service over 1,000 files: {} MB", peak_kb / 1024);
+}
+
+fn status_of(sb: &Sandbox) -> Vec<Value> {
+    let out = sb.run(&["watch", "status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout_json(&out).as_array().cloned().unwrap_or_default()
+}
+
+fn rule_status(sb: &Sandbox, id: i64) -> Value {
+    status_of(sb).into_iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("rule {id} in watch status"))
+}
+
+#[test]
+fn watch_status_shows_each_rules_state_queue_and_counts_from_another_process() {
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(sb.path().join("in-b")).unwrap();
+    // Slow on purpose (a second per file, one at a time) so a queue forms; a non-image fails.
+    let wf = sb.json(
+        "slow.asl.json",
+        &serde_json::json!({
+            "StartAt": "Wait",
+            "States": {
+                "Wait": { "Type": "Task", "Resource": "pixelflow:sleep", "Parameters": { "seconds": 1 }, "ResultPath": null, "Next": "Validate" },
+                "Validate": { "Type": "Task", "Resource": "pixelflow:validate", "Parameters": { "path.$": "$.path", "decode": false }, "ResultPath": "$.v", "Next": "Valid" },
+                "Valid": { "Type": "Choice", "Choices": [{ "Variable": "$.v.isValid", "BooleanEquals": true, "Next": "Ok" }], "Default": "Bad" },
+                "Ok": { "Type": "Succeed" },
+                "Bad": { "Type": "Fail", "Error": "Pixelflow.InvalidImage" }
+            }
+        }),
+    );
+    std::fs::create_dir_all(&folder).unwrap();
+    let add = |dir: &str, out: &str, wf: &str| -> i64 {
+        let added = sb.run(&["watch", "add", s(&sb.path().join(dir)), "--workflow", wf, "--out", s(&sb.path().join(out)), "--jobs", "1"]);
+        assert_eq!(added.status.code(), Some(0), "{}", stderr(&added));
+        String::from_utf8_lossy(&added.stdout).trim().parse().unwrap()
+    };
+    let a = add("in", "out", s(&wf));
+    let paused = add("in-b", "out-b", "thumbnail");
+    let missing = add("nowhere", "out-c", "thumbnail");
+    assert_eq!(sb.run(&["watch", "pause", &paused.to_string()]).status.code(), Some(0));
+
+    // No service yet.
+    let before = rule_status(&sb, a);
+    assert_eq!((before["state"].as_str(), before["servicePid"].clone()), (Some("stopped"), Value::Null));
+    assert_eq!(rule_status(&sb, paused)["state"], "paused");
+    let text = String::from_utf8_lossy(&sb.run(&["watch", "status"]).stdout).into_owned();
+    assert!(text.contains("no watch service is running"), "{text}");
+
+    let mut service = start_service(&sb);
+    let pid = service.child().id();
+    drop_distinct_jpegs(&folder, "q", 3);
+    wait_until(&sb, "one in flight and a queue behind it", || {
+        let r = rule_status(&sb, a);
+        r["inFlight"] == 1 && r["queued"].as_u64().unwrap_or(0) >= 1
+    });
+    let live = rule_status(&sb, a);
+    assert_eq!((live["state"].as_str(), live["servicePid"].as_u64()), (Some("active"), Some(u64::from(pid))));
+    wait_until(&sb, "the missing folder's error", || {
+        let r = rule_status(&sb, missing);
+        r["state"] == "error" && r["lastError"].as_str().is_some_and(|e| e.contains("missing"))
+    });
+    assert_eq!(rule_status(&sb, paused)["state"], "paused");
+
+    wait_until(&sb, "3 processed", || {
+        let r = rule_status(&sb, a);
+        r["processed"] == 3 && r["inFlight"] == 0 && r["queued"] == 0
+    });
+    std::fs::write(folder.join("bad.jpg"), b"not an image").unwrap();
+    wait_until(&sb, "1 failed", || rule_status(&sb, a)["failed"] == 1);
+    assert_eq!(rule_status(&sb, a)["processed"], 3);
+    let text = String::from_utf8_lossy(&sb.run(&["watch", "status"]).stdout).into_owned();
+    assert!(text.contains("processed 3") && text.contains("failed 1") && text.contains("active"), "{text}");
+    stop_service(service);
+
+    // A stopped service clears what it published.
+    let after = rule_status(&sb, a);
+    assert_eq!((after["state"].as_str(), after["servicePid"].clone(), after["processed"].clone()), (Some("stopped"), Value::Null, Value::from(0)));
+}
+
+/// The crash check above must not swallow new content: a file replaced by other content that
+/// keeps an older mtime (`cp -p`) still runs, because the earlier success has its results row.
+#[test]
+fn replaced_content_with_an_older_mtime_is_processed_again() {
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    let photo = folder.join("a.jpg");
+    std::fs::copy(data("rotated-6.jpg"), &photo).unwrap();
+    add_rule(&sb, &[]);
+    let service = start_service(&sb);
+    wait_until(&sb, "a.jpg processed", || succeeded(&sb, "a.jpg") == 1);
+    stop_service(service);
+
+    std::fs::write(&photo, std::fs::read(data("large.jpg")).unwrap()).unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options().write(true).open(&photo).unwrap().set_modified(an_hour_ago).unwrap();
+    let service = start_service(&sb);
+    wait_until(&sb, "the replaced a.jpg processed again", || succeeded(&sb, "a.jpg") == 2);
     stop_service(service);
 }

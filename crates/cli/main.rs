@@ -102,6 +102,12 @@ enum WatchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Each rule's state, last error, queue depth, executions in flight and files processed
+    /// and failed since the running service started serving it.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete a rule.
     Remove { id: i64 },
     /// Stop serving a rule (it stays stored).
@@ -505,6 +511,29 @@ fn watch(data_dir: Option<PathBuf>, command: WatchCommand, cancel: &CancelToken)
                         r.on_success.as_str(),
                         r.on_failure.as_str(),
                         r.last_error.map(|e| format!("  error: {e}")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        WatchCommand::Status { json } => {
+            let statuses = watch::status(&app)?;
+            if json {
+                out!("{}", serde_json::to_string_pretty(&statuses).context("serializing")?);
+            } else {
+                if !statuses.iter().any(|s| s.service_pid.is_some()) {
+                    out!("no watch service is running (start one with `pixelflow watch run`)");
+                }
+                for s in statuses {
+                    out!(
+                        "{:>4}  {:<7}  {}  queued {}  in flight {}  processed {}  failed {}{}",
+                        s.id,
+                        s.state,
+                        s.folder.as_deref().unwrap_or("(default folder)"),
+                        s.queued,
+                        s.in_flight,
+                        s.processed,
+                        s.failed,
+                        s.last_error.map(|e| format!("  error: {e}")).unwrap_or_default()
                     );
                 }
             }

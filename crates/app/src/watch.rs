@@ -16,13 +16,14 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use pixelflow_engine::CancelToken;
-use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, WatchRule};
+use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, WatchRule, WatchStatus};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -166,6 +167,70 @@ pub fn set_paused(app: &App, id: i64, paused: bool) -> Result<WatchRule> {
     app.history().watch_rule(id)?.ok_or_else(|| Error::NotFound(format!("no watch rule {id}")))
 }
 
+/// A published status older than this belongs to a service that is gone (it publishes every
+/// [`RELOAD_EVERY`]).
+pub const STATUS_STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// One rule as `pixelflow watch status` shows it: its state, and what the running service
+/// published about it (zeros when no service serves it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleStatus {
+    /// 0: the default rule, served when none is stored.
+    pub id: i64,
+    /// `None` for the default rule.
+    pub folder: Option<String>,
+    /// `active`, `paused`, `error` (see `last_error`) or `stopped` (no running service serves it).
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    /// The pid of the service serving it, when one is running.
+    pub service_pid: Option<u32>,
+    /// Complete files waiting for a worker.
+    pub queued: u64,
+    /// Executions running now.
+    pub in_flight: u64,
+    /// Since the service started serving the rule.
+    pub processed: u64,
+    pub failed: u64,
+}
+
+/// Every stored rule (and the default one while a service serves it) with its state and the
+/// counters the running service published.
+pub fn status(app: &App) -> Result<Vec<RuleStatus>> {
+    let now = app.clock().now_ms();
+    let stale = i64::try_from(STATUS_STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
+    let published: HashMap<i64, WatchStatus> =
+        app.history().watch_statuses()?.into_iter().filter(|s| now - s.updated_at_ms < stale).map(|s| (s.rule_id, s)).collect();
+    let row = |id: i64, folder: Option<String>, paused: bool, last_error: Option<String>| {
+        let live = published.get(&id);
+        let state = match (paused, &last_error, live) {
+            (true, _, _) => "paused",
+            (false, Some(_), _) => "error",
+            (false, None, Some(_)) => "active",
+            (false, None, None) => "stopped",
+        };
+        RuleStatus {
+            id,
+            folder,
+            state,
+            last_error,
+            service_pid: live.map(|s| s.pid),
+            queued: live.map_or(0, |s| s.queued),
+            in_flight: live.map_or(0, |s| s.in_flight),
+            processed: live.map_or(0, |s| s.processed),
+            failed: live.map_or(0, |s| s.failed),
+        }
+    };
+    let mut out = Vec::new();
+    if published.contains_key(&0) {
+        out.push(row(0, None, false, None));
+    }
+    for r in app.history().watch_rules()? {
+        out.push(row(r.id, Some(r.folder), r.paused, r.last_error));
+    }
+    Ok(out)
+}
+
 /// A rule ready to serve.
 #[derive(Clone)]
 struct Active {
@@ -252,15 +317,17 @@ pub fn run(app: &App, fallback: &RuleSpec, cancel: &CancelToken) -> Result<()> {
     resume_left_over(app, cancel)?;
     let default_rule = default_active(app, fallback)?;
     std::thread::scope(|scope| {
-        // The rules being served (`None`: the default one), with the token that stops each.
-        let mut running: HashMap<Option<i64>, CancelToken> = HashMap::new();
+        // The rules being served (`None`: the default one), with the token that stops each and
+        // the counters it publishes.
+        let mut running: HashMap<Option<i64>, (CancelToken, Arc<Shared>)> = HashMap::new();
         // Rules that could not start (their last_error says why); tried again once resumed.
         let mut refused: HashSet<i64> = HashSet::new();
         let mut idle_warned = false;
-        let spawn = |id: Option<i64>, active: Active, running: &mut HashMap<Option<i64>, CancelToken>| {
+        let spawn = |id: Option<i64>, active: Active, running: &mut HashMap<Option<i64>, (CancelToken, Arc<Shared>)>| {
             let stop = cancel.child();
-            running.insert(id, stop.clone());
-            scope.spawn(move || serve_rule(app, &active, &stop, cancel));
+            let shared = Arc::new(Shared::new(app.clock().now_ms()));
+            running.insert(id, (stop.clone(), shared.clone()));
+            scope.spawn(move || serve_rule(app, &active, &shared, &stop, cancel));
         };
         while !cancel.is_cancelled() {
             match app.history().watch_rules() {
@@ -270,7 +337,7 @@ pub fn run(app: &App, fallback: &RuleSpec, cancel: &CancelToken) -> Result<()> {
                     } else {
                         rules.iter().filter(|r| !r.paused).map(|r| Some(r.id)).collect()
                     };
-                    running.retain(|id, stop| {
+                    running.retain(|id, (stop, _)| {
                         let keep = wanted.contains(id);
                         if !keep {
                             let name = id.map_or_else(|| "default rule".to_string(), |id| format!("rule {id}"));
@@ -303,10 +370,39 @@ pub fn run(app: &App, fallback: &RuleSpec, cancel: &CancelToken) -> Result<()> {
                 tracing::warn!("no active watch rule (all paused or invalid); waiting");
             }
             idle_warned = running.is_empty();
+            publish_status(app, &running);
             sleep_unless_cancelled(cancel, RELOAD_EVERY);
         }
     });
+    // Stopped cleanly: no rule is served any more (a killed service leaves rows that age).
+    if let Err(e) = app.history().publish_watch_status(Vec::new()) {
+        tracing::warn!(error = %e, "could not clear the published watch status");
+    }
     Ok(())
+}
+
+/// Publishes each served rule's counters into the history (`pixelflow watch status` reads them).
+fn publish_status(app: &App, running: &HashMap<Option<i64>, (CancelToken, Arc<Shared>)>) {
+    let now = app.clock().now_ms();
+    let rows = running
+        .iter()
+        .map(|(id, (_, shared))| {
+            let in_flight = shared.in_flight.load(Ordering::Relaxed);
+            WatchStatus {
+                rule_id: id.unwrap_or(0),
+                pid: std::process::id(),
+                queued: (lock(&shared.queued).len() as u64).saturating_sub(in_flight),
+                in_flight,
+                processed: shared.processed.load(Ordering::Relaxed),
+                failed: shared.failed_count.load(Ordering::Relaxed),
+                started_at_ms: shared.started_at_ms,
+                updated_at_ms: now,
+            }
+        })
+        .collect();
+    if let Err(e) = app.history().publish_watch_status(rows) {
+        tracing::warn!(error = %e, "could not publish the watch status");
+    }
 }
 
 /// The rule served when none is stored.
@@ -356,7 +452,7 @@ fn sleep_unless_cancelled(cancel: &CancelToken, d: Duration) {
 /// Serves one rule until `stop` fires (the rule was paused or removed, or the service stops),
 /// waiting for its folder whenever it is missing. Executions under way run on until `cancel`
 /// (the service's token) fires, so pausing a rule never interrupts one.
-fn serve_rule(app: &App, rule: &Active, stop: &CancelToken, cancel: &CancelToken) {
+fn serve_rule(app: &App, rule: &Active, shared: &Shared, stop: &CancelToken, cancel: &CancelToken) {
     // `None` until the first report, so the first "watching" is logged too.
     let mut reported: Option<Option<String>> = None;
     let mut report = |error: Option<String>| {
@@ -369,9 +465,8 @@ fn serve_rule(app: &App, rule: &Active, stop: &CancelToken, cancel: &CancelToken
             reported = Some(error);
         }
     };
-    // Files done (or given up) in this run, by their (size, mtime) then; shared across sessions
-    // so a folder that comes back does not redo them.
-    let shared = Shared::default();
+    // Files done (or given up) in this run, by their (size, mtime) then, live in `shared`,
+    // kept across sessions so a folder that comes back does not redo them.
     while !stop.is_cancelled() {
         if !rule.folder.is_dir() {
             report(Some(format!("the watched folder {} is missing", rule.folder.display())));
@@ -384,7 +479,7 @@ fn serve_rule(app: &App, rule: &Active, stop: &CancelToken, cancel: &CancelToken
             continue;
         }
         report(None);
-        match session(app, rule, &shared, stop, cancel) {
+        match session(app, rule, shared, stop, cancel) {
             Ok(()) => {}
             Err(e) => {
                 report(Some(e));
@@ -394,15 +489,28 @@ fn serve_rule(app: &App, rule: &Active, stop: &CancelToken, cancel: &CancelToken
     }
 }
 
-/// What a rule's discovery and workers share.
+/// What a rule's discovery and workers share, with the counters the service publishes.
 #[derive(Default)]
 struct Shared {
+    started_at_ms: i64,
+    /// Executions running now.
+    in_flight: AtomicU64,
+    /// Files processed successfully since the rule started being served.
+    processed: AtomicU64,
+    /// Files that failed (or could not be processed) since then.
+    failed_count: AtomicU64,
     /// Paths queued or being processed.
     queued: Mutex<HashSet<PathBuf>>,
     /// Paths finished in this run, with the (size, mtime) they had.
     done: Mutex<HashMap<PathBuf, Stat>>,
     /// Content hashes that failed in this run (not retried until the next start).
     failed: Mutex<HashSet<String>>,
+}
+
+impl Shared {
+    fn new(started_at_ms: i64) -> Self {
+        Shared { started_at_ms, ..Default::default() }
+    }
 }
 
 type Stat = (u64, i64);
@@ -588,7 +696,11 @@ fn worker(app: &App, rule: &Active, shared: &Shared, jobs: &Mutex<Receiver<(Path
         if stop.is_cancelled() {
             return;
         }
-        if let Err(e) = process(app, rule, shared, &path, cancel) {
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        let processed = process(app, rule, shared, &path, cancel);
+        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = processed {
+            shared.failed_count.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(rule = %rule.name(), path = %path.display(), error = %e, "could not process");
             rule.set_error(app, Some(&e.to_string()));
         }
@@ -614,24 +726,24 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
     if lock(&shared.failed).contains(&hash) {
         return Ok(());
     }
+    if let Some((id, output)) = earlier_success(app, rule, path)? {
+        // A run that succeeded but whose results row (or move) a crash cut off: finish its
+        // bookkeeping instead of processing the file a second time.
+        tracing::info!(execution = %id, path = %path.display(), "already processed (recorded after a crash)");
+        shared.processed.fetch_add(1, Ordering::Relaxed);
+        return record_success(app, rule, path, &hash, output, id);
+    }
     let input = json!({ "path": path, "outputDir": rule.out });
     let result = execution::start(app, &rule.workflow, input, None, cancel)?;
     match result.finished {
         Finished::Succeeded(output) => {
-            let cached = CachedResult {
-                path: path.to_string_lossy().into_owned(),
-                output,
-                execution_id: result.id.clone(),
-                finished_at_ms: app.clock().now_ms(),
-            };
-            app.history().store_result(&hash, &rule.workflow.hash, &cached)?;
             tracing::info!(execution = %result.id, path = %path.display(), "done");
-            if rule.on_success == OriginalAction::Move {
-                move_aside(&rule.folder, path, DONE_DIR)?;
-            }
+            shared.processed.fetch_add(1, Ordering::Relaxed);
+            record_success(app, rule, path, &hash, output, result.id)?;
         }
         Finished::Failed(f) | Finished::TimedOut(f) => {
             lock(&shared.failed).insert(hash);
+            shared.failed_count.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(execution = %result.id, path = %path.display(), error = %f, "failed");
             if rule.on_failure == OriginalAction::Move {
                 move_aside(&rule.folder, path, FAILED_DIR)?;
@@ -641,6 +753,45 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
         Finished::Interrupted => {}
     }
     Ok(())
+}
+
+/// Records a success in the results cache, then moves the original when the rule says so.
+fn record_success(app: &App, rule: &Active, path: &Path, hash: &str, output: Value, execution_id: String) -> Result<()> {
+    let cached = CachedResult { path: path.to_string_lossy().into_owned(), output, execution_id, finished_at_ms: app.clock().now_ms() };
+    app.history().store_result(hash, &rule.workflow.hash, &cached)?;
+    if rule.on_success == OriginalAction::Move {
+        move_aside(&rule.folder, path, DONE_DIR)?;
+    }
+    Ok(())
+}
+
+/// A SUCCEEDED execution of the rule's workflow on `path` that started after the file was last
+/// modified (so on this very content) and has no results row: what a crash between an
+/// execution's success and the recording of its result leaves. Its id and output. (One with a
+/// results row ran on other content: a file replaced keeping an older mtime, `cp -p`.)
+fn earlier_success(app: &App, rule: &Active, path: &Path) -> Result<Option<(String, Value)>> {
+    let Some(path_str) = path.to_str() else { return Ok(None) };
+    let Ok(meta) = std::fs::metadata(path) else { return Ok(None) };
+    let modified_ms = hashing::mtime_ns(&meta).div_euclid(1_000_000);
+    let filter = pixelflow_history::ExecutionFilter {
+        status: Some(pixelflow_history::ExecutionStatus::Succeeded),
+        since: Some(modified_ms.to_string()),
+        text: Some(path_str.to_string()),
+        limit: Some(20),
+        ..Default::default()
+    };
+    for summary in app.history().list_executions(&filter)? {
+        let Some(record) = app.history().execution(&summary.id)? else { continue };
+        if record.workflow_hash == rule.workflow.hash
+            && record.input.get("path").and_then(Value::as_str) == Some(path_str)
+            && !app.history().result_recorded_for(&record.id)?
+        {
+            if let Some(output) = record.output {
+                return Ok(Some((record.id, output)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Moves `path` into `folder/sub/`, never overwriting: `a.jpg`, then `a-1.jpg`, `a-2.jpg`, ...

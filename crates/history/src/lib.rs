@@ -51,6 +51,7 @@ mod results;
 mod schema;
 mod tokens;
 mod watch_rules;
+mod watch_status;
 mod writer;
 
 #[cfg(test)]
@@ -75,6 +76,7 @@ pub use results::{CachedResult, FileHash};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{PendingToken, TokenAnswer};
 pub use watch_rules::{NewWatchRule, OriginalAction, WatchRule};
+pub use watch_status::WatchStatus;
 
 use writer::{Scope, Writer};
 
@@ -310,6 +312,11 @@ impl History {
         self.read(|c| results::get(c, content_hash, workflow_hash))
     }
 
+    /// Whether the results cache holds a row recorded from this execution.
+    pub fn result_recorded_for(&self, execution_id: &str) -> Result<bool> {
+        self.read(|c| results::recorded_for(c, execution_id))
+    }
+
     /// Records what a workflow produced for an image's content (durable on return).
     pub fn store_result(&self, content_hash: &str, workflow_hash: &str, result: &CachedResult) -> Result<()> {
         let (content_hash, workflow_hash, result) = (content_hash.to_string(), workflow_hash.to_string(), result.clone());
@@ -395,6 +402,16 @@ impl History {
     pub fn set_watch_rule_error(&self, id: i64, error: Option<&str>) -> Result<bool> {
         let error = error.map(str::to_string);
         self.inner.writer.call(Scope::Nothing, move |c| watch_rules::set_last_error(c, id, error.as_deref()))
+    }
+
+    /// Replaces the watch service's published status with `rows` (empty: no service running).
+    pub fn publish_watch_status(&self, rows: Vec<WatchStatus>) -> Result<()> {
+        self.inner.writer.call(Scope::Nothing, move |c| watch_status::publish(c, &rows))
+    }
+
+    /// What the watch service last published, by rule id (0: the default rule).
+    pub fn watch_statuses(&self) -> Result<Vec<WatchStatus>> {
+        self.read(watch_status::list)
     }
 
     /// The stored schema version of the file (equals [`SCHEMA_VERSION`] once open).

@@ -56,6 +56,11 @@ pub(crate) fn get(conn: &Connection, content_hash: &str, workflow_hash: &str) ->
     .transpose()
 }
 
+/// Whether some results row names this execution.
+pub(crate) fn recorded_for(conn: &Connection, execution_id: &str) -> Result<bool> {
+    Ok(conn.prepare_cached("SELECT 1 FROM results WHERE execution_id = ?1 LIMIT 1")?.query_row([execution_id], |_| Ok(())).optional()?.is_some())
+}
+
 pub(crate) fn put(conn: &Connection, content_hash: &str, workflow_hash: &str, result: &CachedResult) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO results (content_hash, workflow_hash, path, output, execution_id, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)

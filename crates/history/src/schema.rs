@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use rusqlite_migration::{Migrations, SchemaVersion, M};
 
 use crate::error::{Error, Result};
-use crate::{checkpoints, events, executions, results, tokens, watch_rules};
+use crate::{checkpoints, events, executions, results, tokens, watch_rules, watch_status};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(executions::MIGRATION).comment("executions"),
@@ -21,6 +21,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(tokens::MIGRATION).comment("task tokens"),
     M::up(results::MIGRATION).comment("results cache and file hashes"),
     M::up(watch_rules::MIGRATION).comment("watch rules"),
+    M::up(watch_status::MIGRATION).comment("watch service status"),
 ];
 
 /// The schema version this build writes.

@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "events", "executions", "file_hashes", "results", "task_tokens", "watch_rules"]);
+    assert_eq!(tables, ["checkpoints", "events", "executions", "file_hashes", "results", "task_tokens", "watch_rules", "watch_status"]);
 }
 
 #[test]
@@ -719,4 +719,17 @@ fn watch_rules_round_trip() {
     assert!(!h.remove_watch_rule(rule.id).unwrap());
     assert!(!h.set_watch_rule_paused(rule.id, false).unwrap());
     assert_eq!(h.watch_rules().unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [second.id]);
+}
+
+#[test]
+fn watch_status_is_replaced_whole_on_each_publish() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    let row = |rule_id, processed| crate::WatchStatus { rule_id, pid: 7, queued: 2, in_flight: 1, processed, failed: 0, started_at_ms: 1, updated_at_ms: 2 };
+    h.publish_watch_status(vec![row(1, 3), row(2, 0)]).unwrap();
+    assert_eq!(h.watch_statuses().unwrap(), [row(1, 3), row(2, 0)]);
+    h.publish_watch_status(vec![row(2, 5)]).unwrap();
+    assert_eq!(h.watch_statuses().unwrap(), [row(2, 5)]);
+    h.publish_watch_status(Vec::new()).unwrap();
+    assert!(h.watch_statuses().unwrap().is_empty());
 }
