@@ -66,6 +66,24 @@ pub(crate) fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
+/// `image` as 8- or 16-bit grey, grey+alpha, RGB or RGBA: the pixel types the encoders, the
+/// resampler and the filters work on. Those pass through untouched; anything else (the float
+/// types no decoder here makes) becomes 16-bit RGB, or RGBA when it has alpha.
+pub(crate) fn integer_pixels(image: &DynamicImage) -> Cow<'_, DynamicImage> {
+    match image {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageRgb8(_)
+        | DynamicImage::ImageRgba8(_)
+        | DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA16(_)
+        | DynamicImage::ImageRgb16(_)
+        | DynamicImage::ImageRgba16(_) => Cow::Borrowed(image),
+        other if other.color().has_alpha() => Cow::Owned(DynamicImage::ImageRgba16(other.to_rgba16())),
+        other => Cow::Owned(DynamicImage::ImageRgb16(other.to_rgb16())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,23 +118,5 @@ mod tests {
         assert_eq!(read_file(&p, 100).unwrap().len(), 100);
         assert!(matches!(read_file(&p, 99), Err(Error::LimitExceeded(_))));
         assert!(matches!(read_file(&dir.path().join("missing"), 100), Err(Error::InputNotFound { .. })));
-    }
-}
-
-/// `image` as 8- or 16-bit grey, grey+alpha, RGB or RGBA: the pixel types the encoders, the
-/// resampler and the filters work on. Those pass through untouched; anything else (the float
-/// types no decoder here makes) becomes 16-bit RGB, or RGBA when it has alpha.
-pub(crate) fn integer_pixels(image: &DynamicImage) -> Cow<'_, DynamicImage> {
-    match image {
-        DynamicImage::ImageLuma8(_)
-        | DynamicImage::ImageLumaA8(_)
-        | DynamicImage::ImageRgb8(_)
-        | DynamicImage::ImageRgba8(_)
-        | DynamicImage::ImageLuma16(_)
-        | DynamicImage::ImageLumaA16(_)
-        | DynamicImage::ImageRgb16(_)
-        | DynamicImage::ImageRgba16(_) => Cow::Borrowed(image),
-        other if other.color().has_alpha() => Cow::Owned(DynamicImage::ImageRgba16(other.to_rgba16())),
-        other => Cow::Owned(DynamicImage::ImageRgb16(other.to_rgb16())),
     }
 }
