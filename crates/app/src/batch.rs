@@ -217,6 +217,8 @@ pub fn run(
 ) -> Result<BatchReport> {
     let started = Instant::now();
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
+    // Half-written outputs of a process killed mid-write: never results, only clutter.
+    pixelflow_imaging::util::sweep_stale_temp_files(&opts.out, pixelflow_imaging::util::STALE_TEMP_AGE);
     let jobs = opts.jobs.max(1);
     let inputs = hash_inputs(app, paths, jobs)?;
 

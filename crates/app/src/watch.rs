@@ -479,6 +479,8 @@ fn serve_rule(app: &App, rule: &Active, shared: &Shared, stop: &CancelToken, can
             continue;
         }
         report(None);
+        // Half-written outputs of a service killed mid-write: never results, only clutter.
+        pixelflow_imaging::util::sweep_stale_temp_files(&rule.out, pixelflow_imaging::util::STALE_TEMP_AGE);
         match session(app, rule, shared, stop, cancel) {
             Ok(()) => {}
             Err(e) => {

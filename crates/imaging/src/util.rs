@@ -36,7 +36,7 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<PathBu
     let io = |path: &Path, source| Error::Io { path: path.to_path_buf(), source };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let target = dir.join(name);
-    let mut tmp = tempfile::Builder::new().prefix(".pixelflow-").suffix(".tmp").tempfile_in(dir).map_err(|e| io(dir, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX).tempfile_in(dir).map_err(|e| io(dir, e))?;
     tmp.write_all(data).map_err(|e| io(tmp.path(), e))?;
     // tempfile creates 0600; an output image is as readable as any file the user makes.
     #[cfg(unix)]
@@ -47,6 +47,41 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<PathBu
     tmp.as_file().sync_all().map_err(|e| io(tmp.path(), e))?;
     tmp.persist(&target).map_err(|e| io(&target, e.error))?;
     Ok(target)
+}
+
+/// The prefix and suffix of `write_atomic`'s temporary files.
+const TEMP_PREFIX: &str = ".pixelflow-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// How old a temporary file must be before it counts as left behind: far longer than any single
+/// write, so a write under way in another process is never taken away.
+pub const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// Removes `write_atomic` temporary files older than `older_than` from `dir` (not recursive):
+/// what a process killed in the middle of a write leaves behind. Returns how many went.
+/// Errors are ignored: a file that cannot be removed now is tried again next time.
+pub fn sweep_stale_temp_files(dir: &Path, older_than: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age >= older_than);
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// The blake3 hash of some bytes, as lowercase hex.
@@ -87,6 +122,23 @@ pub(crate) fn integer_pixels(image: &DynamicImage) -> Cow<'_, DynamicImage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_old_temporary_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".pixelflow-abc.tmp");
+        let fresh = dir.path().join(".pixelflow-def.tmp");
+        let output = dir.path().join("photo.jpg");
+        for p in [&old, &fresh, &output] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&old).unwrap().set_modified(an_hour_ago).unwrap();
+        std::fs::File::options().write(true).open(&output).unwrap().set_modified(an_hour_ago).unwrap();
+        assert_eq!(sweep_stale_temp_files(dir.path(), STALE_TEMP_AGE), 1);
+        assert!(!old.exists() && fresh.exists() && output.exists());
+        assert_eq!(sweep_stale_temp_files(&dir.path().join("missing"), STALE_TEMP_AGE), 0);
+    }
 
     #[test]
     fn crc32_matches_the_png_reference() {
