@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pixelflow_engine::{CancelToken, Checkpoint, Event, Journal, JournalError, TokenOutcome};
-use pixelflow_history::{CachedResult, FileHash, Outcome};
+use pixelflow_history::{CachedResult, Outcome};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::execution::{self, Finished};
+use crate::hashing::{hash_file, HashedFile};
 use crate::workflow::Workflow;
 use crate::App;
 
@@ -83,14 +84,6 @@ pub trait Progress: Send + Sync {
     fn item_finished(&self, path: &Path, ok: bool);
 }
 
-/// A progress sink that ignores everything.
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn start(&self, _: usize, _: usize) {}
-    fn item_finished(&self, _: &Path, _: bool) {}
-}
-
 /// The files a batch runs on: files as given, folders searched recursively for images
 /// (hidden files and folders skipped), sorted and without duplicates.
 pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -140,40 +133,32 @@ struct Input {
     hash: Option<String>,
 }
 
-/// Hashes the inputs, `jobs` at a time, reusing hashes remembered for unchanged files.
-/// An input, and its content hash to remember when it had to be computed.
-type Hashed = (Input, Option<FileHash>);
-
+/// Hashes the inputs, `jobs` at a time, reusing hashes remembered for unchanged files and
+/// remembering the new ones in one transaction.
 fn hash_inputs(app: &App, paths: Vec<PathBuf>, jobs: usize) -> Result<Vec<Input>> {
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Hashed>>> = paths.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<HashedFile>>> = paths.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1).min(paths.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(path) = paths.get(i) else { break };
-                let entry = hash_one(app, path);
-                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(entry);
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(hash_file(app, path));
             });
         }
     });
     let mut inputs = Vec::with_capacity(paths.len());
     let mut learned = Vec::new();
-    for slot in slots {
-        if let Some((input, new_hash)) = slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            learned.extend(new_hash);
-            inputs.push(input);
+    for (path, slot) in paths.into_iter().zip(slots) {
+        if let Some(hashed) = slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            learned.extend(hashed.learned);
+            inputs.push(Input { path, bytes: hashed.bytes, hash: hashed.hash });
         }
     }
     if !learned.is_empty() {
         app.history().remember_file_hashes(learned)?;
     }
     Ok(inputs)
-}
-
-fn hash_one(app: &App, path: &Path) -> Hashed {
-    let hashed = crate::hashing::hash_file(app, path);
-    (Input { path: path.to_path_buf(), bytes: hashed.bytes, hash: hashed.hash }, hashed.learned)
 }
 
 /// The name of the generated Map state; its items' events are what progress counts.
