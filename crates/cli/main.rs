@@ -69,6 +69,11 @@ enum Command {
     },
     /// Print the data directory's paths.
     Paths,
+    /// Check what this machine offers: the database, the GPU adapter, ONNX Runtime, cloud profiles.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -468,6 +473,25 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             out!("watch     {}", app.data().watch_dir().display());
             out!("output    {}", app.data().output_dir().display());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { json } => {
+            use pixelflow_app::doctor::{self, Status};
+            let app = open(cli.data_dir)?;
+            let checks = doctor::run(&app);
+            if json {
+                out!("{}", serde_json::to_string_pretty(&checks).map_err(|e| Exit::Env(e.into()))?);
+            } else {
+                for c in &checks {
+                    let mark = match c.status {
+                        Status::Ok => "ok  ",
+                        Status::Warn => "warn",
+                        Status::Fail => "FAIL",
+                    };
+                    out!("{mark}  {:<12} {}", c.part, c.detail);
+                }
+            }
+            // Exit 1 when a part is broken, so scripts can gate on it.
+            Ok(if checks.iter().any(|c| c.status == Status::Fail) { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
     }
 }

@@ -2,6 +2,7 @@
 //! tests call. It wires the engine to the SQLite history, the step registry and the clock.
 
 pub mod batch;
+pub mod doctor;
 pub mod error;
 pub mod execution;
 pub mod hashing;

@@ -19,11 +19,11 @@ pub fn registry() -> StepRegistry {
     let mut steps = StepRegistry::new();
     // validate, resize, filter, optimize.
     pixelflow_imaging::steps::register(&mut steps);
-    for name in ["segment", "sync"] {
-        steps.register(name, move |_: Value, _: &TaskContext| {
-            Err(Failure::new(NOT_IMPLEMENTED, format!("the '{name}' step is not implemented in this build yet")))
-        });
-    }
+    // filter on the GPU: crates/gpu (issue 8) replaces imaging's filter with a device-aware one.
+    // segment: crates/segment (issue 7).
+    not_implemented(&mut steps, "segment");
+    // sync: crates/sync (issue 6).
+    not_implemented(&mut steps, "sync");
     steps.register("notify", notify);
     steps.register("echo", |input: Value, _: &TaskContext| Ok(input));
     steps.register("sleep", sleep);
@@ -33,6 +33,13 @@ pub fn registry() -> StepRegistry {
         steps.register("test.append", test_append);
     }
     steps
+}
+
+/// Registers `name` as a step that exists in the design but not in this build.
+fn not_implemented(steps: &mut StepRegistry, name: &'static str) {
+    steps.register(name, move |_: Value, _: &TaskContext| {
+        Err(Failure::new(NOT_IMPLEMENTED, format!("the '{name}' step is not implemented in this build yet")))
+    });
 }
 
 /// `pixelflow:notify`: records the outcome of an image's run where people look: the log (the

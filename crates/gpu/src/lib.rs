@@ -1,0 +1,1 @@
+//! GPU filters (issue 8): the filter chain as wgpu compute shaders.

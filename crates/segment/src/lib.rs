@@ -1,0 +1,1 @@
+//! Segmentation (issue 7): the `segment` step on ONNX Runtime.

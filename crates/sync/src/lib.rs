@@ -1,0 +1,1 @@
+//! Cloud sync (issue 6): the `sync` step and `pixelflow export`.
