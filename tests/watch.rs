@@ -575,3 +575,53 @@ fn replaced_content_with_an_older_mtime_is_processed_again() {
     wait_until(&sb, "the replaced a.jpg processed again", || succeeded(&sb, "a.jpg") == 2);
     stop_service(service);
 }
+
+#[test]
+fn polling_serves_a_folder_and_says_so_in_the_status() {
+    // `--poll` is what network volumes need, and the same path the service falls back to when
+    // the OS refuses more watches (that fallback's error detection is unit-tested in the app).
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(folder.join("sub")).unwrap();
+    let id = add_rule(&sb, &["--recursive"]);
+    let log = std::fs::File::create(sb.path().join("service-0.log")).unwrap();
+    let mut cmd = sb.cmd();
+    cmd.args(["watch", "run", "--poll", "0.2"]).env("PIXELFLOW_LOG", "info").stdout(Stdio::null()).stderr(log);
+    let service = KillOnDrop::spawn(cmd);
+    wait_until(&sb, "the rule served", || rule_status(&sb, id)["state"] == "active");
+    let watching = rule_status(&sb, id)["watching"].as_str().unwrap_or_default().to_string();
+    assert!(watching.starts_with("polling every 0.2s"), "{watching}");
+
+    std::fs::copy(data("rotated-6.jpg"), folder.join("sub/polled.jpg")).unwrap();
+    wait_until(&sb, "polled.jpg processed", || succeeded(&sb, "polled.jpg") == 1);
+    assert_jpeg(&sb.path().join("out/polled.jpg"));
+    // A modified file is seen by the poller too.
+    std::fs::copy(data("large.jpg"), folder.join("sub/polled.jpg")).unwrap();
+    wait_until(&sb, "the modified polled.jpg processed again", || succeeded(&sb, "polled.jpg") == 2);
+    let text = sb.run(&["watch", "status"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("polling every 0.2s"), "{}", String::from_utf8_lossy(&text.stdout));
+    stop_service(service);
+}
+
+#[test]
+fn a_second_service_on_the_same_data_dir_is_refused_with_a_clear_message() {
+    let sb = Sandbox::new();
+    std::fs::create_dir_all(sb.path().join("in")).unwrap();
+    let id = add_rule(&sb, &[]);
+    let first = start_service(&sb);
+    wait_until(&sb, "the first service serving", || rule_status(&sb, id)["state"] == "active");
+
+    let second = sb.run(&["watch", "run"]);
+    assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
+    let pid = first.0.as_ref().map(|c| c.id()).unwrap();
+    let message = stderr(&second);
+    assert!(message.contains("another watch service") && message.contains(&format!("pid {pid}")), "{message}");
+    // The first one is undisturbed and still processes files.
+    std::fs::copy(data("rotated-6.jpg"), sb.path().join("in/after.jpg")).unwrap();
+    wait_until(&sb, "after.jpg processed by the first service", || succeeded(&sb, "after.jpg") == 1);
+    stop_service(first);
+    // Once it stopped, a new service may start (the lock went with the process).
+    let third = start_service(&sb);
+    wait_until(&sb, "the third service serving", || rule_status(&sb, id)["servicePid"].as_u64() == third.0.as_ref().map(|c| u64::from(c.id())));
+    stop_service(third);
+}

@@ -171,6 +171,19 @@ struct ServiceArgs {
     /// The workflow (file or bundled name) when no rule is stored (default: the reference pipeline).
     #[arg(long)]
     workflow: Option<String>,
+    /// Scan the folders every SECONDS instead of using the OS's change events (network volumes,
+    /// where those events miss remote changes). Without it, polling is used only when the OS
+    /// refuses more watches.
+    #[arg(long, value_name = "SECONDS", env = "PIXELFLOW_WATCH_POLL", value_parser = parse_seconds)]
+    poll: Option<std::time::Duration>,
+}
+
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| format!("not a number of seconds: {s}"))?;
+    if !(0.05..=3600.0).contains(&secs) {
+        return Err("the poll interval must be between 0.05 and 3600 seconds".into());
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 #[derive(Subcommand)]
@@ -557,7 +570,11 @@ fn watch(data_dir: Option<PathBuf>, command: WatchCommand, cancel: &CancelToken)
                         s.in_flight,
                         s.processed,
                         s.failed,
-                        s.last_error.map(|e| format!("  error: {e}")).unwrap_or_default()
+                        match (&s.watching, s.last_error) {
+                            (_, Some(e)) => format!("  error: {e}"),
+                            (Some(w), None) if w != watch::WATCHING_EVENTS => format!("  {w}"),
+                            _ => String::new(),
+                        }
                     );
                 }
             }
@@ -579,7 +596,7 @@ fn watch(data_dir: Option<PathBuf>, command: WatchCommand, cancel: &CancelToken)
             fallback.recursive = true;
             fallback.out = service.out;
             fallback.workflow = service.workflow;
-            watch::run(&app, &fallback, cancel)?;
+            watch::run_with(&app, &fallback, &watch::ServiceOptions { poll: service.poll }, cancel)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -14,6 +14,9 @@ pub enum Error {
     Invalid(Diagnostics),
     #[error("{0}")]
     NotFound(String),
+    /// Something else holds what this needs (another watch service on the data directory).
+    #[error("{0}")]
+    Busy(String),
     #[error(transparent)]
     History(#[from] pixelflow_history::Error),
 }

@@ -12,16 +12,24 @@
 //! not retried within one run. Each rule runs `concurrency` executions at a time from a bounded
 //! queue, so a folder of 10,000 new files does not balloon memory. A missing watched folder
 //! sets the rule's `last_error` and is looked for again every [`RETRY_EVERY`].
+//!
+//! Change notification is the OS's (inotify on Linux) unless the OS refuses more watches
+//! (`fs.inotify.max_user_watches` / `max_user_instances` reached): the rule then falls back to
+//! polling the folder every [`POLL_EVERY`], says so in the log and in `watch status`, and keeps
+//! working. `--poll` asks for polling from the start (network volumes, where inotify sees no
+//! remote changes). One service at a time serves a data directory: a second one is refused
+//! (an exclusive lock on `watch.lock`), since two would race on the same files.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use notify_debouncer_full::notify::{EventKind, RecursiveMode};
+use notify_debouncer_full::notify::{self, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, RecommendedCache};
 use pixelflow_engine::CancelToken;
 use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, WatchRule, WatchStatus};
 use serde_json::{json, Value};
@@ -46,6 +54,12 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(3);
 
 /// How often the service looks for rules added, removed, paused or resumed.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a polled folder is scanned (when the OS gives no events, or `--poll` asks).
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// What `watch status` shows for a rule served with the OS's change events.
+pub const WATCHING_EVENTS: &str = "events";
 
 /// Executions a rule runs at once unless told otherwise.
 pub const DEFAULT_JOBS: usize = 2;
@@ -192,6 +206,8 @@ pub struct RuleStatus {
     /// Since the service started serving the rule.
     pub processed: u64,
     pub failed: u64,
+    /// How the service sees new files: `events`, or `polling: <why>`; `None` when not served.
+    pub watching: Option<String>,
 }
 
 /// Every stored rule (and the default one while a service serves it) with its state and the
@@ -219,6 +235,7 @@ pub fn status(app: &App) -> Result<Vec<RuleStatus>> {
             in_flight: live.map_or(0, |s| s.in_flight),
             processed: live.map_or(0, |s| s.processed),
             failed: live.map_or(0, |s| s.failed),
+            watching: live.map(|s| s.watching.clone()),
         }
     };
     let mut out = Vec::new();
@@ -313,7 +330,22 @@ fn is_candidate(path: &Path) -> bool {
 /// The service. Serves every active stored rule or, when none is stored, `fallback` (the
 /// default folder, workflow and output); runs until `cancel` fires. Rules added, removed,
 /// paused or resumed while it runs take effect within [`RELOAD_EVERY`].
+/// How the service watches, beyond the rules themselves.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions {
+    /// Poll every folder at this interval instead of using the OS's change events.
+    pub poll: Option<Duration>,
+}
+
+/// Runs the service with the default options until `cancel` fires.
 pub fn run(app: &App, fallback: &RuleSpec, cancel: &CancelToken) -> Result<()> {
+    run_with(app, fallback, &ServiceOptions::default(), cancel)
+}
+
+/// Runs the service until `cancel` fires: resumes what a crash left, then serves every active
+/// rule (or `fallback` when none is stored), following rule changes as they are made.
+pub fn run_with(app: &App, fallback: &RuleSpec, options: &ServiceOptions, cancel: &CancelToken) -> Result<()> {
+    let _lock = ServiceLock::acquire(app)?;
     resume_left_over(app, cancel)?;
     let default_rule = default_active(app, fallback)?;
     std::thread::scope(|scope| {
@@ -325,7 +357,7 @@ pub fn run(app: &App, fallback: &RuleSpec, cancel: &CancelToken) -> Result<()> {
         let mut idle_warned = false;
         let spawn = |id: Option<i64>, active: Active, running: &mut HashMap<Option<i64>, (CancelToken, Arc<Shared>)>| {
             let stop = cancel.child();
-            let shared = Arc::new(Shared::new(app.clock().now_ms()));
+            let shared = Arc::new(Shared::new(app.clock().now_ms(), options.poll));
             running.insert(id, (stop.clone(), shared.clone()));
             scope.spawn(move || serve_rule(app, &active, &shared, &stop, cancel));
         };
@@ -397,6 +429,7 @@ fn publish_status(app: &App, running: &HashMap<Option<i64>, (CancelToken, Arc<Sh
                 failed: shared.failed_count.load(Ordering::Relaxed),
                 started_at_ms: shared.started_at_ms,
                 updated_at_ms: now,
+                watching: lock(&shared.watching).clone(),
             }
         })
         .collect();
@@ -507,11 +540,49 @@ struct Shared {
     done: Mutex<HashMap<PathBuf, Stat>>,
     /// Content hashes that failed in this run (not retried until the next start).
     failed: Mutex<HashSet<String>>,
+    /// Poll at this interval instead of asking the OS for events (asked, or the OS refused).
+    poll: Mutex<Option<Duration>>,
+    /// What `watch status` shows: [`WATCHING_EVENTS`] or `polling: <why>`.
+    watching: Mutex<String>,
 }
 
 impl Shared {
-    fn new(started_at_ms: i64) -> Self {
-        Shared { started_at_ms, ..Default::default() }
+    fn new(started_at_ms: i64, poll: Option<Duration>) -> Self {
+        let watching = match poll {
+            Some(every) => format!("polling every {}s: asked with --poll", every.as_secs_f64()),
+            None => WATCHING_EVENTS.to_string(),
+        };
+        Shared { started_at_ms, poll: Mutex::new(poll), watching: Mutex::new(watching), ..Default::default() }
+    }
+}
+
+/// The exclusive lock that keeps a second service off a data directory. Held for the life of
+/// the service; the OS releases it when the process dies, so a crash leaves no stale lock.
+struct ServiceLock {
+    _file: std::fs::File,
+}
+
+impl ServiceLock {
+    fn acquire(app: &App) -> Result<ServiceLock> {
+        let path = app.data().root().join("watch.lock");
+        let mut file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                let who = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+                return Err(Error::Busy(format!(
+                    "another watch service{who} is already serving {}; stop it first (one service per data directory)",
+                    app.data().root().display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        // The holder's pid, for the message above (the lock, not this text, is what counts).
+        use std::io::{Seek, Write};
+        let _ = file.set_len(0).and_then(|_| file.rewind()).and_then(|_| write!(file, "{}", std::process::id()));
+        Ok(ServiceLock { _file: file })
     }
 }
 
@@ -543,49 +614,110 @@ impl Watching {
 /// reason) when the folder went away or could not be watched.
 fn session(app: &App, rule: &Active, shared: &Shared, stop: &CancelToken, cancel: &CancelToken) -> Result<(), String> {
     let (ev_tx, ev_rx) = mpsc::sync_channel::<PathBuf>(QUEUE_DEPTH * 16);
-    let mut debouncer = notify_debouncer_full::new_debouncer(Duration::from_millis(100), None, move |res: notify_debouncer_full::DebounceEventResult| {
-        match res {
-            Ok(events) => {
-                for ev in events {
-                    if matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_)) {
-                        for p in &ev.paths {
-                            if is_candidate(p) {
-                                // Blocks when discovery is behind: backpressure, not memory.
-                                let _ = ev_tx.send(p.clone());
-                            }
-                        }
-                    }
-                }
-            }
-            Err(errors) => {
-                for e in errors {
-                    tracing::warn!(error = %e, "watch error");
-                }
-            }
-        }
-    })
-    .map_err(|e| format!("cannot start watching: {e}"))?;
-    let mode = if rule.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
-    if let Err(e) = debouncer.watch(&rule.folder, mode) {
-        return Err(format!("cannot watch {}: {e}", rule.folder.display()));
-    }
-
+    // Set by the event callback when the OS refuses a watch later on (a new subfolder beyond
+    // the limit): discovery then ends the session and the next one polls.
+    let refused = Arc::new(AtomicBool::new(false));
+    let watcher = FolderWatcher::start(rule, shared, &ev_tx, &refused)?;
+    drop(ev_tx);
     let (work_tx, work_rx) = mpsc::sync_channel::<(PathBuf, Stat)>(QUEUE_DEPTH);
     let work_rx = Mutex::new(work_rx);
     let result = std::thread::scope(|scope| {
         for _ in 0..rule.jobs {
             scope.spawn(|| worker(app, rule, shared, &work_rx, stop, cancel));
         }
-        discover(rule, shared, &ev_rx, work_tx, stop)
+        discover(rule, shared, &ev_rx, work_tx, stop, &refused)
     });
     // The event channel goes first, so a callback blocked on it returns and the debouncer stops.
     drop(ev_rx);
-    drop(debouncer);
+    drop(watcher);
     result
 }
 
+/// The OS's change events for a folder, or polling when the OS refuses them.
+enum FolderWatcher {
+    Events(#[allow(dead_code)] Debouncer<RecommendedWatcher, RecommendedCache>),
+    Polling(#[allow(dead_code)] Debouncer<PollWatcher, NoCache>),
+}
+
+impl FolderWatcher {
+    fn start(rule: &Active, shared: &Shared, events: &SyncSender<PathBuf>, refused: &Arc<AtomicBool>) -> Result<FolderWatcher, String> {
+        let mode = if rule.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        let poll = *lock(&shared.poll);
+        if poll.is_none() {
+            let started = notify_debouncer_full::new_debouncer(DEBOUNCE, None, event_handler(events.clone(), refused.clone()))
+                .and_then(|mut d| d.watch(&rule.folder, mode).map(|()| d));
+            match started {
+                Ok(d) => return Ok(FolderWatcher::Events(d)),
+                Err(e) if is_watch_limit(&e) => {
+                    let why = format!("polling every {}s: {}", POLL_EVERY.as_secs(), watch_limit_message(&e));
+                    tracing::warn!(rule = %rule.name(), "{why}");
+                    *lock(&shared.poll) = Some(POLL_EVERY);
+                    *lock(&shared.watching) = why;
+                }
+                Err(e) => return Err(format!("cannot watch {}: {e}", rule.folder.display())),
+            }
+        }
+        let every = lock(&shared.poll).unwrap_or(POLL_EVERY);
+        let config = notify::Config::default().with_poll_interval(every);
+        let mut d = notify_debouncer_full::new_debouncer_opt::<_, PollWatcher, NoCache>(DEBOUNCE, None, event_handler(events.clone(), refused.clone()), NoCache, config)
+            .map_err(|e| format!("cannot poll {}: {e}", rule.folder.display()))?;
+        d.watch(&rule.folder, mode).map_err(|e| format!("cannot poll {}: {e}", rule.folder.display()))?;
+        Ok(FolderWatcher::Polling(d))
+    }
+}
+
+/// How long the debouncer gathers events about one path before reporting them.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Forwards created and modified candidate paths to discovery; flags a watch refused later.
+fn event_handler(events: SyncSender<PathBuf>, refused: Arc<AtomicBool>) -> impl FnMut(DebounceEventResult) + Send + 'static {
+    move |res: DebounceEventResult| match res {
+        Ok(batch) => {
+            for ev in batch {
+                if matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_)) {
+                    for p in &ev.paths {
+                        if is_candidate(p) {
+                            // Blocks when discovery is behind: backpressure, not memory.
+                            let _ = events.send(p.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                if is_watch_limit(&e) {
+                    refused.store(true, Ordering::Relaxed);
+                }
+                tracing::warn!(error = %e, "watch error");
+            }
+        }
+    }
+}
+
+/// Whether the OS refused a watch for lack of watches or instances (inotify's limits), as
+/// opposed to a missing folder or a permission problem.
+fn is_watch_limit(e: &notify::Error) -> bool {
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        // inotify_init: EMFILE when max_user_instances is reached; add_watch: ENOSPC.
+        notify::ErrorKind::Io(io) => matches!(io.raw_os_error(), Some(24 | 28)),
+        _ => false,
+    }
+}
+
+/// What to tell the user about a refused watch, with the knob to turn.
+fn watch_limit_message(e: &notify::Error) -> String {
+    let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}")).map(|v| v.trim().to_string()).unwrap_or_else(|_| "?".into());
+    format!(
+        "the OS refused more file watches ({e}); raise fs.inotify.max_user_watches (now {}) or max_user_instances (now {}) with sysctl to get events again",
+        read("max_user_watches"),
+        read("max_user_instances")
+    )
+}
+
 /// Catch-up scan, then events; hands complete files to the workers.
-fn discover(rule: &Active, shared: &Shared, events: &Receiver<PathBuf>, work: SyncSender<(PathBuf, Stat)>, stop: &CancelToken) -> Result<(), String> {
+fn discover(rule: &Active, shared: &Shared, events: &Receiver<PathBuf>, work: SyncSender<(PathBuf, Stat)>, stop: &CancelToken, refused: &AtomicBool) -> Result<(), String> {
     let mut pending: HashMap<PathBuf, Watching> = HashMap::new();
     let now = Instant::now();
     let depth = if rule.recursive { usize::MAX } else { 1 };
@@ -629,6 +761,14 @@ fn discover(rule: &Active, shared: &Shared, events: &Receiver<PathBuf>, work: Sy
             }
         }
 
+        if refused.load(Ordering::Relaxed) && lock(&shared.poll).is_none() {
+            // A watch was refused after the start: poll from now on (a new session).
+            let why = format!("polling every {}s: the OS refused more file watches; raise fs.inotify.max_user_watches with sysctl to get events again", POLL_EVERY.as_secs());
+            tracing::warn!(rule = %rule.name(), "{why}");
+            *lock(&shared.poll) = Some(POLL_EVERY);
+            *lock(&shared.watching) = why;
+            return Ok(());
+        }
         if now.duration_since(folder_checked) >= Duration::from_secs(1) {
             folder_checked = now;
             if !rule.folder.is_dir() {
@@ -827,6 +967,21 @@ pub fn move_aside(folder: &Path, path: &Path, sub: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_os_refusing_watches_is_told_apart_from_other_watch_errors() {
+        let io = |code| notify::Error::io(std::io::Error::from_raw_os_error(code));
+        // inotify_add_watch: ENOSPC (max_user_watches); inotify_init: EMFILE (max_user_instances).
+        assert!(is_watch_limit(&notify::Error::new(notify::ErrorKind::MaxFilesWatch)));
+        assert!(is_watch_limit(&io(28)));
+        assert!(is_watch_limit(&io(24)));
+        // A missing folder or a permission problem is an error state, not a reason to poll.
+        assert!(!is_watch_limit(&io(2)));
+        assert!(!is_watch_limit(&io(13)));
+        assert!(!is_watch_limit(&notify::Error::path_not_found()));
+        let message = watch_limit_message(&notify::Error::new(notify::ErrorKind::MaxFilesWatch));
+        assert!(message.contains("fs.inotify.max_user_watches (now "), "{message}");
+    }
 
     fn active(folder: &Path, include: &[&str], exclude: &[&str], recursive: bool) -> Active {
         let steps = crate::steps::registry();

@@ -22,6 +22,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(results::MIGRATION).comment("results cache and file hashes"),
     M::up(watch_rules::MIGRATION).comment("watch rules"),
     M::up(watch_status::MIGRATION).comment("watch service status"),
+    M::up(watch_status::MIGRATION_WATCHING).comment("watch service status: events or polling"),
 ];
 
 /// The schema version this build writes.

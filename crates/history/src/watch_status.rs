@@ -20,6 +20,10 @@ CREATE TABLE IF NOT EXISTS watch_status (
 );
 ";
 
+/// How the service learns of new files: `events` (inotify and the like) or `polling: <why>`
+/// (the OS refused more watches, or the rule asks for polling on a network volume).
+pub(crate) const MIGRATION_WATCHING: &str = "ALTER TABLE watch_status ADD COLUMN watching TEXT NOT NULL DEFAULT 'events';";
+
 /// One served rule's counters, as the service last published them. `rule_id` 0 is the
 /// default rule served when none is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,6 +42,8 @@ pub struct WatchStatus {
     pub failed: u64,
     pub started_at_ms: i64,
     pub updated_at_ms: i64,
+    /// `events`, or `polling: <why>` when the service fell back to scanning the folder.
+    pub watching: String,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<WatchStatus> {
@@ -50,6 +56,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<WatchStatus> {
         failed: r.get::<_, i64>(5)?.max(0) as u64,
         started_at_ms: r.get(6)?,
         updated_at_ms: r.get(7)?,
+        watching: r.get(8)?,
     })
 }
 
@@ -59,19 +66,19 @@ pub(crate) fn publish(conn: &Connection, rows: &[WatchStatus]) -> Result<()> {
     conn.execute("DELETE FROM watch_status", [])?;
     {
         let mut stmt = conn.prepare_cached(
-            "INSERT INTO watch_status (rule_id, pid, queued, in_flight, processed, failed, started_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO watch_status (rule_id, pid, queued, in_flight, processed, failed, started_at, updated_at, watching)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for s in rows {
             let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            stmt.execute(params![s.rule_id, s.pid, n(s.queued), n(s.in_flight), n(s.processed), n(s.failed), s.started_at_ms, s.updated_at_ms])?;
+            stmt.execute(params![s.rule_id, s.pid, n(s.queued), n(s.in_flight), n(s.processed), n(s.failed), s.started_at_ms, s.updated_at_ms, s.watching])?;
         }
     }
     Ok(())
 }
 
 pub(crate) fn list(conn: &Connection) -> Result<Vec<WatchStatus>> {
-    let mut stmt = conn.prepare_cached("SELECT rule_id, pid, queued, in_flight, processed, failed, started_at, updated_at FROM watch_status ORDER BY rule_id")?;
+    let mut stmt = conn.prepare_cached("SELECT rule_id, pid, queued, in_flight, processed, failed, started_at, updated_at, watching FROM watch_status ORDER BY rule_id")?;
     let rows = stmt.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
 }
