@@ -625,3 +625,25 @@ fn a_second_service_on_the_same_data_dir_is_refused_with_a_clear_message() {
     wait_until(&sb, "the third service serving", || rule_status(&sb, id)["servicePid"].as_u64() == third.0.as_ref().map(|c| u64::from(c.id())));
     stop_service(third);
 }
+
+#[test]
+fn a_folder_of_photos_moved_into_a_recursive_rule_is_processed() {
+    // Moving a folder in sends one event for the folder and none for the files inside it, and
+    // files written into a new subfolder may land before its watch is in place.
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    let id = add_rule(&sb, &["--recursive"]);
+    let service = start_service(&sb);
+    wait_until(&sb, "the rule served", || rule_status(&sb, id)["state"] == "active");
+
+    let staged = sb.path().join("staged/trip");
+    std::fs::create_dir_all(staged.join("day 1")).unwrap();
+    std::fs::copy(data("rotated-6.jpg"), staged.join("day 1/a.jpg")).unwrap();
+    std::fs::copy(data("large.jpg"), staged.join("b.jpg")).unwrap();
+    std::fs::rename(&staged, folder.join("trip")).unwrap();
+    wait_until(&sb, "both photos of the moved folder processed", || succeeded(&sb, "trip") == 2);
+    assert_jpeg(&sb.path().join("out/a.jpg"));
+    assert_jpeg(&sb.path().join("out/b.jpg"));
+    stop_service(service);
+}

@@ -562,7 +562,7 @@ fn watch(data_dir: Option<PathBuf>, command: WatchCommand, cancel: &CancelToken)
                 }
                 for s in statuses {
                     out!(
-                        "{:>4}  {:<7}  {}  queued {}  in flight {}  processed {}  failed {}{}",
+                        "{:>4}  {:<7}  {}  queued {}  in flight {}  processed {}  failed {}  skipped {}{}",
                         s.id,
                         s.state,
                         s.folder.as_deref().unwrap_or("(default folder)"),
@@ -570,6 +570,7 @@ fn watch(data_dir: Option<PathBuf>, command: WatchCommand, cancel: &CancelToken)
                         s.in_flight,
                         s.processed,
                         s.failed,
+                        s.skipped,
                         match (&s.watching, s.last_error) {
                             (_, Some(e)) => format!("  error: {e}"),
                             (Some(w), None) if w != watch::WATCHING_EVENTS => format!("  {w}"),

@@ -3,8 +3,9 @@
 //!
 //! The service first resumes executions left unfinished, then serves every active rule on its
 //! own thread: a catch-up scan of the files already there, then file-system events. A file is
-//! taken only once it is complete (its size and mtime unchanged across two looks
-//! [`STABLE_AFTER`] apart, longer for a file seen growing), and never when it is hidden, a
+//! taken only once it is complete: at once when its writer closes it (inotify's close-write),
+//! else once its size and mtime are unchanged across two looks [`STABLE_AFTER`] apart (longer
+//! for a file seen growing: a copy or download renamed into place), and never when it is hidden, a
 //! partial download or temporary file, or inside the rule's output folder or its `done/` and
 //! `failed/` subfolders. Its content hash is looked up in the results cache: content the rule's
 //! workflow already processed (the same file renamed or moved, or a restart) is skipped.
@@ -28,8 +29,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use notify_debouncer_full::notify::{self, EventKind, PollWatcher, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_full::{DebounceEventResult, Debouncer, NoCache, RecommendedCache};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use pixelflow_engine::CancelToken;
 use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, WatchRule, WatchStatus};
 use serde_json::{json, Value};
@@ -206,6 +207,8 @@ pub struct RuleStatus {
     /// Since the service started serving the rule.
     pub processed: u64,
     pub failed: u64,
+    /// Files whose content the rule's workflow had already processed (not run again).
+    pub skipped: u64,
     /// How the service sees new files: `events`, or `polling: <why>`; `None` when not served.
     pub watching: Option<String>,
 }
@@ -235,6 +238,7 @@ pub fn status(app: &App) -> Result<Vec<RuleStatus>> {
             in_flight: live.map_or(0, |s| s.in_flight),
             processed: live.map_or(0, |s| s.processed),
             failed: live.map_or(0, |s| s.failed),
+            skipped: live.map_or(0, |s| s.skipped),
             watching: live.map(|s| s.watching.clone()),
         }
     };
@@ -427,6 +431,7 @@ fn publish_status(app: &App, running: &HashMap<Option<i64>, (CancelToken, Arc<Sh
                 in_flight,
                 processed: shared.processed.load(Ordering::Relaxed),
                 failed: shared.failed_count.load(Ordering::Relaxed),
+                skipped: shared.skipped.load(Ordering::Relaxed),
                 started_at_ms: shared.started_at_ms,
                 updated_at_ms: now,
                 watching: lock(&shared.watching).clone(),
@@ -534,6 +539,8 @@ struct Shared {
     processed: AtomicU64,
     /// Files that failed (or could not be processed) since then.
     failed_count: AtomicU64,
+    /// Files whose content the rule's workflow had already processed.
+    skipped: AtomicU64,
     /// Paths queued or being processed.
     queued: Mutex<HashSet<PathBuf>>,
     /// Paths finished in this run, with the (size, mtime) they had.
@@ -613,7 +620,7 @@ impl Watching {
 /// One watch of a present folder: catch-up, then events. `Ok` when cancelled, `Err` (the
 /// reason) when the folder went away or could not be watched.
 fn session(app: &App, rule: &Active, shared: &Shared, stop: &CancelToken, cancel: &CancelToken) -> Result<(), String> {
-    let (ev_tx, ev_rx) = mpsc::sync_channel::<PathBuf>(QUEUE_DEPTH * 16);
+    let (ev_tx, ev_rx) = mpsc::sync_channel::<Seen>(QUEUE_DEPTH * 16);
     // Set by the event callback when the OS refuses a watch later on (a new subfolder beyond
     // the limit): discovery then ends the session and the next one polls.
     let refused = Arc::new(AtomicBool::new(false));
@@ -633,21 +640,35 @@ fn session(app: &App, rule: &Active, shared: &Shared, stop: &CancelToken, cancel
     result
 }
 
+/// What the watcher tells discovery.
+enum Seen {
+    /// Created, written to, or moved in: complete once it stops changing.
+    Changed(PathBuf),
+    /// Its writer closed it: complete now.
+    Closed(PathBuf),
+    /// Events were lost (the OS's queue overflowed): walk the folder again.
+    Rescan,
+}
+
 /// The OS's change events for a folder, or polling when the OS refuses them.
+///
+/// Events come straight from notify, without a time-based debouncer: completeness is decided
+/// by [`discover`] (close-write, or size and mtime stable), which is what a debouncer's delay
+/// would only approximate, and a debouncer would add its timeout to every file's latency and
+/// wake up every tick while the folder is idle.
 enum FolderWatcher {
-    Events(#[allow(dead_code)] Debouncer<RecommendedWatcher, RecommendedCache>),
-    Polling(#[allow(dead_code)] Debouncer<PollWatcher, NoCache>),
+    Events(#[allow(dead_code)] RecommendedWatcher),
+    Polling(#[allow(dead_code)] PollWatcher),
 }
 
 impl FolderWatcher {
-    fn start(rule: &Active, shared: &Shared, events: &SyncSender<PathBuf>, refused: &Arc<AtomicBool>) -> Result<FolderWatcher, String> {
+    fn start(rule: &Active, shared: &Shared, events: &SyncSender<Seen>, refused: &Arc<AtomicBool>) -> Result<FolderWatcher, String> {
         let mode = if rule.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
-        let poll = *lock(&shared.poll);
-        if poll.is_none() {
-            let started = notify_debouncer_full::new_debouncer(DEBOUNCE, None, event_handler(events.clone(), refused.clone()))
-                .and_then(|mut d| d.watch(&rule.folder, mode).map(|()| d));
+        if lock(&shared.poll).is_none() {
+            let started = RecommendedWatcher::new(event_handler(events.clone(), refused.clone()), notify::Config::default())
+                .and_then(|mut w| w.watch(&rule.folder, mode).map(|()| w));
             match started {
-                Ok(d) => return Ok(FolderWatcher::Events(d)),
+                Ok(w) => return Ok(FolderWatcher::Events(w)),
                 Err(e) if is_watch_limit(&e) => {
                     let why = format!("polling every {}s: {}", POLL_EVERY.as_secs(), watch_limit_message(&e));
                     tracing::warn!(rule = %rule.name(), "{why}");
@@ -658,39 +679,39 @@ impl FolderWatcher {
             }
         }
         let every = lock(&shared.poll).unwrap_or(POLL_EVERY);
-        let config = notify::Config::default().with_poll_interval(every);
-        let mut d = notify_debouncer_full::new_debouncer_opt::<_, PollWatcher, NoCache>(DEBOUNCE, None, event_handler(events.clone(), refused.clone()), NoCache, config)
+        let mut w = PollWatcher::new(event_handler(events.clone(), refused.clone()), notify::Config::default().with_poll_interval(every))
             .map_err(|e| format!("cannot poll {}: {e}", rule.folder.display()))?;
-        d.watch(&rule.folder, mode).map_err(|e| format!("cannot poll {}: {e}", rule.folder.display()))?;
-        Ok(FolderWatcher::Polling(d))
+        w.watch(&rule.folder, mode).map_err(|e| format!("cannot poll {}: {e}", rule.folder.display()))?;
+        Ok(FolderWatcher::Polling(w))
     }
 }
 
-/// How long the debouncer gathers events about one path before reporting them.
-const DEBOUNCE: Duration = Duration::from_millis(100);
-
-/// Forwards created and modified candidate paths to discovery; flags a watch refused later.
-fn event_handler(events: SyncSender<PathBuf>, refused: Arc<AtomicBool>) -> impl FnMut(DebounceEventResult) + Send + 'static {
-    move |res: DebounceEventResult| match res {
-        Ok(batch) => {
-            for ev in batch {
-                if matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_)) {
-                    for p in &ev.paths {
-                        if is_candidate(p) {
-                            // Blocks when discovery is behind: backpressure, not memory.
-                            let _ = events.send(p.clone());
-                        }
-                    }
+/// Forwards what discovery needs; flags a watch refused after the start.
+fn event_handler(events: SyncSender<Seen>, refused: Arc<AtomicBool>) -> impl FnMut(notify::Result<notify::Event>) + Send + 'static {
+    move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            if ev.need_rescan() {
+                let _ = events.send(Seen::Rescan);
+                return;
+            }
+            let seen: fn(PathBuf) -> Seen = match ev.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => Seen::Closed,
+                EventKind::Create(_) | EventKind::Modify(_) => Seen::Changed,
+                _ => return,
+            };
+            for p in ev.paths {
+                if is_candidate(&p) {
+                    // Blocks when discovery is behind: backpressure, not memory (the OS queues
+                    // meanwhile, and says so with a rescan if its queue overflows).
+                    let _ = events.send(seen(p));
                 }
             }
         }
-        Err(errors) => {
-            for e in errors {
-                if is_watch_limit(&e) {
-                    refused.store(true, Ordering::Relaxed);
-                }
-                tracing::warn!(error = %e, "watch error");
+        Err(e) => {
+            if is_watch_limit(&e) {
+                refused.store(true, Ordering::Relaxed);
             }
+            tracing::warn!(error = %e, "watch error");
         }
     }
 }
@@ -716,46 +737,69 @@ fn watch_limit_message(e: &notify::Error) -> String {
     )
 }
 
-/// Catch-up scan, then events; hands complete files to the workers.
-fn discover(rule: &Active, shared: &Shared, events: &Receiver<PathBuf>, work: SyncSender<(PathBuf, Stat)>, stop: &CancelToken, refused: &AtomicBool) -> Result<(), String> {
-    let mut pending: HashMap<PathBuf, Watching> = HashMap::new();
-    let now = Instant::now();
+/// Adds the wanted files under `dir` (the rule's folder, or a subfolder that appeared) to
+/// `pending`, to be looked at from `now` on; returns how many it found.
+fn walk(rule: &Active, dir: &Path, pending: &mut HashMap<PathBuf, Watching>, now: Instant) -> usize {
     let depth = if rule.recursive { usize::MAX } else { 1 };
-    let walker = walkdir::WalkDir::new(&rule.folder).min_depth(1).max_depth(depth).into_iter().filter_entry(|e| {
+    let walker = walkdir::WalkDir::new(dir).min_depth(1).max_depth(depth).into_iter().filter_entry(|e| {
         !e.file_name().to_str().is_none_or(|n| n.starts_with('.')) && !e.path().starts_with(&rule.out)
     });
+    let mut found = 0;
     for entry in walker.flatten() {
         if entry.file_type().is_file() && rule.wants(entry.path()) {
-            pending.insert(entry.path().to_path_buf(), Watching::new(now));
+            pending.entry(entry.path().to_path_buf()).or_insert_with(|| Watching::new(now));
+            found += 1;
         }
     }
-    tracing::debug!(rule = %rule.name(), files = pending.len(), "catch-up scan");
+    found
+}
+
+/// Catch-up scan, then events; hands complete files to the workers.
+fn discover(rule: &Active, shared: &Shared, events: &Receiver<Seen>, work: SyncSender<(PathBuf, Stat)>, stop: &CancelToken, refused: &AtomicBool) -> Result<(), String> {
+    let mut pending: HashMap<PathBuf, Watching> = HashMap::new();
+    let found = walk(rule, &rule.folder, &mut pending, Instant::now());
+    tracing::debug!(rule = %rule.name(), files = found, "catch-up scan");
 
     let mut folder_checked = Instant::now();
     while !stop.is_cancelled() {
-        // New events (wait a little when there is nothing else to do).
-        let first = if pending.is_empty() {
-            match events.recv_timeout(Duration::from_millis(200)) {
-                Ok(p) => Some(p),
-                Err(mpsc::RecvTimeoutError::Timeout) => None,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Err("the watcher stopped".to_string()),
-            }
-        } else {
-            std::thread::sleep(Duration::from_millis(50));
-            None
+        // New events: wait for one when there is nothing else to do, else until the next look
+        // at a pending file is due.
+        let wait = pending.values().map(|w| w.next_check).min().map_or(Duration::from_millis(200), |t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)));
+        let first = match events.recv_timeout(wait) {
+            Ok(seen) => Some(seen),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Err("the watcher stopped".to_string()),
         };
         let now = Instant::now();
-        let take = |p: PathBuf, pending: &mut HashMap<PathBuf, Watching>| {
-            if rule.wants(&p) {
+        let take = |seen: Seen, pending: &mut HashMap<PathBuf, Watching>| match seen {
+            Seen::Changed(p) if p.is_dir() => {
+                // A new folder in a recursive rule: files written before its watch was in
+                // place send no events.
+                if rule.recursive && !p.starts_with(&rule.out) {
+                    walk(rule, &p, pending, now);
+                }
+            }
+            Seen::Changed(p) if rule.wants(&p) => {
                 pending.entry(p).or_insert_with(|| Watching::new(now + STABLE_AFTER / 2));
             }
+            Seen::Closed(p) if rule.wants(&p) => {
+                // Closed by its writer: complete as it is now, no quiet period to wait for.
+                if let Some(st) = stat(&p) {
+                    pending.insert(p, Watching { last: Some(st), window: STABLE_AFTER, next_check: now });
+                }
+            }
+            Seen::Rescan => {
+                tracing::warn!(rule = %rule.name(), "the OS dropped file events (its queue overflowed): scanning the folder again");
+                walk(rule, &rule.folder, pending, now);
+            }
+            Seen::Changed(_) | Seen::Closed(_) => {}
         };
-        if let Some(p) = first {
-            take(p, &mut pending);
+        if let Some(seen) = first {
+            take(seen, &mut pending);
         }
         loop {
             match events.try_recv() {
-                Ok(p) => take(p, &mut pending),
+                Ok(seen) => take(seen, &mut pending),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return Err("the watcher stopped".to_string()),
             }
@@ -863,6 +907,7 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
     };
     if app.history().cached_result(&hash, &rule.workflow.hash)?.is_some() {
         tracing::debug!(path = %path.display(), "already processed by this workflow");
+        shared.skipped.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
     if lock(&shared.failed).contains(&hash) {

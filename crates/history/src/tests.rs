@@ -725,7 +725,7 @@ fn watch_rules_round_trip() {
 fn watch_status_is_replaced_whole_on_each_publish() {
     let (_dir, path) = temp();
     let h = History::open(&path).unwrap();
-    let row = |rule_id, processed| crate::WatchStatus { rule_id, pid: 7, queued: 2, in_flight: 1, processed, failed: 0, started_at_ms: 1, updated_at_ms: 2, watching: "events".into() };
+    let row = |rule_id, processed| crate::WatchStatus { rule_id, pid: 7, queued: 2, in_flight: 1, processed, failed: 0, started_at_ms: 1, updated_at_ms: 2, watching: "events".into(), skipped: 3 };
     h.publish_watch_status(vec![row(1, 3), row(2, 0)]).unwrap();
     assert_eq!(h.watch_statuses().unwrap(), [row(1, 3), row(2, 0)]);
     h.publish_watch_status(vec![row(2, 5)]).unwrap();
