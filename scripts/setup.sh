@@ -11,7 +11,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/pixelflow/target}
 need_apt=()
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
-# mozjpeg's SIMD (1.5-2.5x faster JPEG) is assembled with nasm; without it the build still works.
+# mozjpeg's SIMD (1.5-2.5x faster JPEG) and rav1e's (AVIF encoding; image's `nasm` feature) are
+# assembled with nasm: rav1e's build needs it.
 command -v nasm >/dev/null || need_apt+=(nasm)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)

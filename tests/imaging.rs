@@ -223,3 +223,89 @@ fn filter_step_in_a_workflow() {
     assert_eq!(out["error"], "Pixelflow.InvalidParameters", "{out}");
     assert!(out["cause"].as_str().unwrap_or_default().starts_with("filters[1].kernel"), "{out}");
 }
+
+/// Runs a one-state workflow (`resource` with `parameters`) and answers (exit code, output).
+fn run_task(sb: &Sandbox, resource: &str, parameters: Value) -> (Option<i32>, Value) {
+    let def = sb.json("task.json", &json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "Parameters": parameters, "End": true}}}));
+    let input = sb.json("in.json", &json!({}));
+    let out = sb.run(&["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    (out.status.code(), stdout_json(&out))
+}
+
+#[test]
+fn resize_writes_lossy_webp_and_avif_from_a_16_bit_tiff() {
+    let sb = Sandbox::new();
+    let tiff = fixture("scan-16bit.tif");
+    // Validate knows TIFF: allowed by name, described (16 bits), refused when not in the list.
+    let (code, v) = run_task(&sb, "pixelflow:validate", json!({"path": tiff, "decode": true, "formats": ["tiff", "png"]}));
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!((v["isValid"].as_bool(), v["format"].as_str(), v["bitDepth"].as_u64()), (Some(true), Some("tiff"), Some(16)), "{v}");
+    let (_, v) = run_task(&sb, "pixelflow:validate", json!({"path": tiff, "formats": ["jpeg", "avif"]}));
+    assert_eq!(v["reason"], "format tiff is not allowed (allowed: jpeg, avif)", "{v}");
+
+    let (code, out) = run_task(&sb, "pixelflow:resize", json!({"path": tiff, "outputDir": sb.path().join("out"), "variants": [
+        {"name": "q20", "width": 40, "format": "webp", "quality": 20},
+        {"name": "q95", "width": 40, "format": "webp", "quality": 95},
+        {"name": "lossless", "width": 40, "format": "webp", "lossless": true},
+        {"name": "avif", "width": 40, "format": "avif", "quality": 60, "speed": 10},
+        {"name": "png", "width": 40}
+    ]}));
+    assert_eq!(code, Some(0), "{out}");
+    let variants = out["variants"].as_array().unwrap();
+    let bytes = |i: usize| std::fs::read(variants[i]["path"].as_str().unwrap()).unwrap();
+    let (q20, q95, lossless, avif) = (bytes(0), bytes(1), bytes(2), bytes(3));
+    assert_eq!(variants[0]["path"], json!(sb.path().join("out/scan-16bit-q20.webp")));
+    assert_eq!((&q20[..4], &q20[8..12], &q20[12..16]), (&b"RIFF"[..], &b"WEBP"[..], &b"VP8 "[..]), "lossy WebP");
+    assert_eq!(&lossless[12..16], b"VP8L", "lossless WebP");
+    assert!(q20.len() < q95.len(), "quality is honoured: {} vs {}", q20.len(), q95.len());
+    assert_eq!(&avif[4..12], b"ftypavif");
+    assert_eq!((variants[3]["format"].as_str(), variants[3]["width"].as_u64(), variants[3]["height"].as_u64()), (Some("avif"), Some(40), Some(27)));
+    assert_eq!(variants[4]["format"], "png", "a TIFF's default output is PNG");
+    // What was written is a valid image of the announced kind.
+    for (i, format) in [(0, "webp"), (2, "webp"), (4, "png")] {
+        let (_, v) = run_task(&sb, "pixelflow:validate", json!({"path": variants[i]["path"], "decode": true}));
+        assert_eq!((v["isValid"].as_bool(), v["format"].as_str(), v["width"].as_u64()), (Some(true), Some(format), Some(40)), "{v}");
+    }
+    // An AVIF input is recognised and refused by name (this build encodes AVIF but cannot decode it).
+    let (_, v) = run_task(&sb, "pixelflow:validate", json!({"path": variants[3]["path"]}));
+    assert_eq!((v["isValid"].as_bool(), v["reason"].as_str()), (Some(false), Some("unsupported format: avif")), "{v}");
+}
+
+#[test]
+fn optimize_fits_a_webp_into_max_bytes() {
+    let sb = Sandbox::new();
+    let (code, full) = run_task(&sb, "pixelflow:optimize", json!({"path": fixture("large.jpg"), "outputDir": sb.path().join("full"), "format": "webp", "quality": 90, "effort": "fast"}));
+    assert_eq!(code, Some(0), "{full}");
+    let full = &full["outputs"][0];
+    assert_eq!((full["format"].as_str(), full["quality"].as_u64()), (Some("webp"), Some(90)), "{full}");
+    let budget = full["bytes"].as_u64().unwrap() / 2;
+    let (code, out) = run_task(&sb, "pixelflow:optimize", json!({"path": fixture("large.jpg"), "outputDir": sb.path().join("fit"), "format": "webp", "quality": 90, "effort": "fast", "maxBytes": budget}));
+    assert_eq!(code, Some(0), "{out}");
+    let fitted = &out["outputs"][0];
+    assert!(fitted["bytes"].as_u64().unwrap() <= budget, "{fitted} over {budget}");
+    assert!(fitted["quality"].as_u64().unwrap() < 90 && fitted["overBudget"] == false, "{fitted}");
+    assert_eq!(std::fs::metadata(sb.path().join("fit/large.webp")).unwrap().len(), fitted["bytes"].as_u64().unwrap());
+}
+
+#[test]
+fn a_display_p3_image_is_converted_to_srgb_unless_its_profile_is_kept() {
+    let sb = Sandbox::new();
+    let p3 = fixture("display-p3.png");
+    let (_, v) = run_task(&sb, "pixelflow:validate", json!({"path": p3}));
+    assert_eq!(v["hasIcc"], true, "{v}");
+    for (icc, out_dir, tagged) in [(None, "srgb", false), (Some("srgb"), "srgb2", false), (Some("keep"), "keep", true)] {
+        let mut params = json!({"path": p3, "outputDir": sb.path().join(out_dir), "variants": [{"name": "v", "width": 16}, {"name": "j", "width": 16, "format": "jpeg"}]});
+        if let Some(icc) = icc {
+            params["icc"] = json!(icc);
+        }
+        let (code, out) = run_task(&sb, "pixelflow:resize", params);
+        assert_eq!(code, Some(0), "{out}");
+        for variant in out["variants"].as_array().unwrap() {
+            let (_, v) = run_task(&sb, "pixelflow:validate", json!({"path": variant["path"], "decode": true}));
+            assert_eq!((v["isValid"].as_bool(), v["hasIcc"].as_bool()), (Some(true), Some(tagged)), "icc {icc:?}: {v}");
+        }
+    }
+    let (code, out) = run_task(&sb, "pixelflow:resize", json!({"path": p3, "outputDir": sb.path().join("x"), "icc": "p3", "variants": [{"name": "v", "width": 16}]}));
+    assert_eq!((code, out["error"].as_str()), (Some(1), Some("Pixelflow.InvalidParameters")), "{out}");
+}

@@ -148,6 +148,13 @@ fn probe_unchecked(data: &[u8], max_pixels: u64) -> Result<ImageInfo> {
                 .map_err(|e| Error::Decode(format!("corrupt BMP header: {e}")))?;
             info_from_decoder(format, &mut decoder)
         }
+        Format::Tiff => {
+            // Reads the first IFD (tags, not strips); its size is refused before any decode.
+            let mut decoder = image::codecs::tiff::TiffDecoder::new(Cursor::new(data))
+                .map_err(|e| Error::Decode(format!("corrupt or unsupported TIFF: {e}")))?;
+            decoder.set_limits(header_limits()).map_err(|e| Error::Decode(format!("TIFF header: {e}")))?;
+            info_from_decoder(format, &mut decoder)
+        }
         other => Err(Error::UnsupportedFormat(other.name().to_string())),
     }
 }
@@ -250,13 +257,14 @@ impl Default for DecodeOptions {
 /// header cannot make it allocate more.
 pub fn decode(data: &[u8], info: &ImageInfo, options: &DecodeOptions) -> Result<DynamicImage> {
     let mut image = match info.format {
-        Format::Jpeg => jpeg::decode(data, options.jpeg_shrink, options.strict).map_err(|e| Error::Decode(corrupt(&e)))?,
+        Format::Jpeg => jpeg::decode(data, options.jpeg_shrink, options.strict, info.icc_profile.as_deref()).map_err(|e| Error::Decode(corrupt(&e)))?,
         format => {
             let image_format = match format {
                 Format::Png => image::ImageFormat::Png,
                 Format::Webp => image::ImageFormat::WebP,
                 Format::Gif => image::ImageFormat::Gif,
                 Format::Bmp => image::ImageFormat::Bmp,
+                Format::Tiff => image::ImageFormat::Tiff,
                 other => return Err(Error::UnsupportedFormat(other.name().to_string())),
             };
             let mut limits = image::Limits::default();
@@ -335,6 +343,7 @@ mod tests {
     #[test]
     fn unknown_and_unsupported() {
         assert!(matches!(probe(b"hello world", 10), Err(Error::Decode(_))));
-        assert!(matches!(probe(b"II*\0\x08\0\0\0\0\0", 10), Err(Error::UnsupportedFormat(f)) if f == "tiff"));
+        assert!(matches!(probe(b"\0\0\0\x1cftypheic\0\0\0\0mif1heic", 10), Err(Error::UnsupportedFormat(f)) if f == "heic"));
+        assert!(matches!(probe(b"II*\0\x08\0\0\0\0\0", 10), Err(Error::Decode(_))), "a TIFF with an empty IFD");
     }
 }

@@ -36,17 +36,13 @@ impl Format {
             Some(Format::Gif)
         } else if data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
             Some(Format::Webp)
-        } else if starts(b"II*\0") || starts(b"MM\0*") {
+        } else if starts(b"II*\0") || starts(b"MM\0*") || starts(b"II+\0") || starts(b"MM\0+") {
+            // Classic TIFF, or BigTIFF (64-bit offsets).
             Some(Format::Tiff)
         } else if starts(&[0xFF, 0x0A]) || starts(b"\0\0\0\x0cJXL \r\n\x87\n") {
             Some(Format::Jxl)
         } else if data.len() >= 12 && &data[4..8] == b"ftyp" {
-            // ISO base media: the major brand says which image format it carries.
-            match &data[8..12] {
-                b"avif" | b"avis" => Some(Format::Avif),
-                b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1" => Some(Format::Heic),
-                _ => None,
-            }
+            iso_brand(data)
         } else if starts(b"BM") && data.len() >= 26 && bmp_header_plausible(data) {
             Some(Format::Bmp)
         } else {
@@ -56,7 +52,7 @@ impl Format {
 
     /// Whether this build decodes the format.
     pub fn is_decodable(self) -> bool {
-        matches!(self, Format::Jpeg | Format::Png | Format::Webp | Format::Gif | Format::Bmp)
+        matches!(self, Format::Jpeg | Format::Png | Format::Webp | Format::Gif | Format::Bmp | Format::Tiff)
     }
 
     /// The name used in step inputs and outputs (`"jpeg"`, `"png"`, ...).
@@ -119,6 +115,24 @@ impl fmt::Display for Format {
     }
 }
 
+/// The image format of an ISO base media file, from its `ftyp` box: the major brand, then the
+/// compatible brands (an AVIF may have the generic HEIF brand `mif1` as its major brand and
+/// `avif` among the compatible ones). Generic HEIF alone counts as HEIC; a video is `None`.
+fn iso_brand(data: &[u8]) -> Option<Format> {
+    let size = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+    let end = size.clamp(12, 256).min(data.len());
+    // major brand (8..12), minor version (12..16), compatible brands (16..end)
+    let brands: Vec<&[u8]> = std::iter::once(&data[8..12]).chain(data.get(16..end).unwrap_or(&[]).chunks_exact(4)).collect();
+    let any = |names: &[&[u8; 4]]| brands.iter().any(|b| names.iter().any(|n| *b == &n[..]));
+    if any(&[b"avif", b"avis"]) {
+        Some(Format::Avif)
+    } else if any(&[b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"]) {
+        Some(Format::Heic)
+    } else {
+        None
+    }
+}
+
 /// "BM" alone is too weak a magic (a text file may start with it): also require a plausible
 /// DIB header size.
 fn bmp_header_plausible(data: &[u8]) -> bool {
@@ -140,6 +154,10 @@ mod tests {
         assert_eq!(Format::sniff(b"\0\0\0\x1cftypavif\0\0\0\0"), Some(Format::Avif));
         assert_eq!(Format::sniff(b"\0\0\0\x18ftypheic\0\0\0\0"), Some(Format::Heic));
         assert_eq!(Format::sniff(b"\0\0\0\x18ftypisom\0\0\0\0"), None, "an MP4 is not an image");
+        assert_eq!(Format::sniff(b"\0\0\0\x18ftypmif1\0\0\0\0mif1avif"), Some(Format::Avif), "AVIF under the generic brand");
+        assert_eq!(Format::sniff(b"\0\0\0\x14ftypmif1\0\0\0\0heic"), Some(Format::Heic));
+        assert_eq!(Format::sniff(b"\0\0\0\x14ftypisom\0\0\0\0avc1"), None);
+        assert_eq!(Format::sniff(b"MM\0+\0\x08\0\0"), Some(Format::Tiff), "BigTIFF");
         assert_eq!(Format::sniff(b"BMW is a car, not a bitmap at all"), None);
         assert_eq!(Format::sniff(b""), None);
         assert_eq!(Format::sniff(b"hello"), None);

@@ -155,8 +155,9 @@ pub(crate) fn read_header(data: &[u8]) -> Result<JpegHeader, String> {
 /// eighth of the IDCT work and allocates a 64th of the memory. Orientation is not applied here.
 ///
 /// With `strict`, a libjpeg warning (truncated file, corrupt data) is an error; otherwise the
-/// image libjpeg made of it (grey where data is missing) is returned.
-pub(crate) fn decode(data: &[u8], denominator: u32, strict: bool) -> Result<DynamicImage, String> {
+/// image libjpeg made of it (grey where data is missing) is returned. A CMYK image is converted
+/// to sRGB through `icc` when that is a CMYK profile, else naively.
+pub(crate) fn decode(data: &[u8], denominator: u32, strict: bool, icc: Option<&[u8]>) -> Result<DynamicImage, String> {
     let numerator = match denominator {
         1 => 8,
         2 => 4,
@@ -185,7 +186,8 @@ pub(crate) fn decode(data: &[u8], denominator: u32, strict: bool) -> Result<Dyna
                 let (w, h) = (started.width() as u32, started.height() as u32);
                 let cmyk: Vec<u8> = started.read_scanlines().map_err(|e| e.to_string())?;
                 started.finish().map_err(|e| e.to_string())?;
-                DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, cmyk_to_rgb(&cmyk)).ok_or("short CMYK buffer")?)
+                let rgb = icc.and_then(|icc| crate::color::cmyk_to_srgb(&cmyk, icc)).unwrap_or_else(|| cmyk_to_rgb(&cmyk));
+                DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, rgb).ok_or("short CMYK buffer")?)
             }
         };
         Ok(image)
@@ -271,7 +273,7 @@ mod tests {
         let header = read_header(&jpeg).unwrap();
         assert_eq!((header.width, header.height, header.color), (64, 48, JpegColor::Rgb));
         assert!(header.exif.is_none() && header.icc.is_none());
-        let image = decode(&jpeg, 1, true).unwrap();
+        let image = decode(&jpeg, 1, true, None).unwrap();
         assert_eq!((image.width(), image.height()), (64, 48));
     }
 
@@ -279,12 +281,12 @@ mod tests {
     fn shrink_on_load_scales_in_the_dct_domain() {
         let jpeg = encode(&gradient(100, 60), 90, JpegEffort::Fast, None).unwrap();
         for (d, (w, h)) in [(2, (50, 30)), (4, (25, 15)), (8, (13, 8))] {
-            let image = decode(&jpeg, d, true).unwrap();
+            let image = decode(&jpeg, d, true, None).unwrap();
             assert_eq!((image.width(), image.height()), (w, h), "1/{d}");
             // libjpeg rounds a scaled size up.
             assert_eq!((100u32.div_ceil(d), 60u32.div_ceil(d)), (w, h));
         }
-        assert!(decode(&jpeg, 3, true).is_err());
+        assert!(decode(&jpeg, 3, true, None).is_err());
     }
 
     #[test]
@@ -298,7 +300,7 @@ mod tests {
         let progressive = encode(&img, 80, JpegEffort::Progressive, None).unwrap();
         let smallest = encode(&img, 80, JpegEffort::Smallest, None).unwrap();
         for bytes in [&fast, &progressive, &smallest] {
-            assert_eq!(decode(bytes, 1, true).unwrap().width(), 192);
+            assert_eq!(decode(bytes, 1, true, None).unwrap().width(), 192);
         }
         assert!(smallest.len() <= fast.len(), "trellis {} vs baseline {}", smallest.len(), fast.len());
     }
@@ -314,18 +316,18 @@ mod tests {
     fn truncation_is_a_warning_that_strict_refuses() {
         let jpeg = encode(&gradient(64, 64), 90, JpegEffort::Fast, None).unwrap();
         let cut = &jpeg[..jpeg.len() * 2 / 3];
-        let err = decode(cut, 1, true).unwrap_err();
+        let err = decode(cut, 1, true, None).unwrap_err();
         assert!(err.contains("Premature end"), "{err}");
-        assert!(decode(cut, 1, false).is_ok(), "lenient decoding fills the rest with grey");
+        assert!(decode(cut, 1, false, None).is_ok(), "lenient decoding fills the rest with grey");
         // The warning does not leak into the next decode on this thread.
-        assert!(decode(&jpeg, 1, true).is_ok());
+        assert!(decode(&jpeg, 1, true, None).is_ok());
     }
 
     #[test]
     fn garbage_is_an_error_not_a_crash() {
         for bad in [&b""[..], b"\xFF\xD8\xFF", b"\xFF\xD8\xFF\xE0\x00\x10JFIF\0garbage-garbage", b"not a jpeg at all"] {
             assert!(read_header(bad).is_err());
-            assert!(decode(bad, 1, true).is_err());
+            assert!(decode(bad, 1, true, None).is_err());
         }
     }
 

@@ -1,7 +1,8 @@
 //! `optimize`: re-encode an image for size. JPEG through mozjpeg (progressive, optimised
 //! Huffman tables, trellis quantisation at the `smallest` effort), PNG losslessly (channels
-//! and bit depth reduced when no pixel changes, maximum deflate). Metadata is stripped and the
-//! EXIF orientation is applied to the pixels.
+//! and bit depth reduced when no pixel changes, maximum deflate, oxipng), WebP (lossy through
+//! libwebp, or lossless) and AVIF (rav1e). Metadata is stripped, the EXIF orientation is
+//! applied to the pixels, and profiled pixels are converted to sRGB unless the profile is kept.
 //!
 //! For a same-format re-encode the output is never larger than the input unless asked
 //! (`allow_larger`): when the re-encode does not win, the input is kept as it is, minus its
@@ -12,8 +13,9 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, Rgba};
 
+use crate::color::IccPolicy;
 use crate::decode::{self, DecodeOptions, DEFAULT_MAX_PIXELS};
-use crate::encode::{self, Effort, EncodeOptions, OutputFormat};
+use crate::encode::{self, Effort, EncodeExtras, EncodeOptions, OutputFormat};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::naming::{self, NameTemplate, NameVars};
@@ -26,17 +28,24 @@ pub const DEFAULT_NAMING: &str = "{stem}.{ext}";
 /// What an optimisation does.
 #[derive(Debug, Clone)]
 pub struct OptimizeOptions {
-    /// `None` ("auto"): JPEG stays JPEG, PNG stays PNG; other inputs become PNG when they have
-    /// alpha and JPEG when they do not.
+    /// `None` ("auto"): JPEG, PNG and WebP stay as they are; other inputs become PNG when they
+    /// have alpha and JPEG when they do not.
     pub format: Option<OutputFormat>,
-    /// JPEG quality, 1 to 100.
+    /// JPEG, lossy WebP and AVIF quality, 1 to 100.
     pub quality: u8,
     pub effort: Effort,
+    /// WebP: lossless rather than lossy.
+    pub lossless: bool,
+    /// AVIF: rav1e speed, 1 to 10 (`None`: from the effort).
+    pub speed: Option<u8>,
+    /// A source's ICC profile: its pixels converted to sRGB (default) or the profile kept.
+    pub icc: IccPolicy,
     /// Write a same-format re-encode even when it is larger than the input.
     pub allow_larger: bool,
-    /// A file-size budget: a JPEG takes the highest quality (up to `quality`) whose file fits,
-    /// found by bisection; when even quality 1 does not fit, the quality-1 file is written and
-    /// flagged `over_budget`. Lossless outputs cannot trade quality, so they are only flagged.
+    /// A file-size budget: a lossy output (JPEG, WebP, AVIF) takes the highest quality (up to
+    /// `quality`) whose file fits, found by bisection; when even quality 1 does not fit, the
+    /// quality-1 file is written and flagged `over_budget`. Lossless outputs cannot trade
+    /// quality, so they are only flagged.
     pub max_bytes: Option<u64>,
     pub max_pixels: u64,
     /// What transparency becomes in a JPEG (default opaque black, as sharp's `flatten`).
@@ -50,6 +59,9 @@ impl Default for OptimizeOptions {
             format: None,
             quality: 80,
             effort: Effort::Smallest,
+            lossless: false,
+            speed: None,
+            icc: IccPolicy::default(),
             allow_larger: false,
             max_bytes: None,
             max_pixels: DEFAULT_MAX_PIXELS,
@@ -69,7 +81,7 @@ pub struct Optimized {
     pub data: Vec<u8>,
     /// False when the re-encode did not win and the input's own data (metadata stripped) was kept.
     pub reencoded: bool,
-    /// The JPEG quality used (lower than asked when `max_bytes` required it).
+    /// The quality used by a lossy format (lower than asked when `max_bytes` required it).
     pub quality: Option<u8>,
     /// The output is larger than `max_bytes`.
     pub over_budget: bool,
@@ -97,11 +109,15 @@ pub fn optimize_bytes(data: &[u8], options: &OptimizeOptions) -> Result<Optimize
     if !(1..=100).contains(&options.quality) {
         return Err(Error::invalid("quality must be 1 to 100"));
     }
+    if options.speed.is_some_and(|s| !(1..=10).contains(&s)) {
+        return Err(Error::invalid("speed must be 1 to 10"));
+    }
     let info = decode::probe(data, options.max_pixels)?;
     let image = decode::decode(data, &info, &DecodeOptions::default())?;
     let format = options.format.unwrap_or(match info.format {
         Format::Jpeg => OutputFormat::Jpeg,
         Format::Png => OutputFormat::Png,
+        Format::Webp => OutputFormat::Webp,
         _ if image.color().has_alpha() => OutputFormat::Png,
         _ => OutputFormat::Jpeg,
     });
@@ -116,13 +132,15 @@ pub fn optimize_bytes(data: &[u8], options: &OptimizeOptions) -> Result<Optimize
         background: options.background,
         icc_profile: info.icc_profile.clone(),
     };
-    let encode_at = |quality: u8| encode::encode(&image, &EncodeOptions { quality, ..encode_options.clone() });
+    let extras = EncodeExtras { icc: options.icc, lossless: options.lossless, speed: options.speed };
+    let lossy = format.is_lossy(&extras);
+    let encode_at = |quality: u8| encode::encode_with(&image, &EncodeOptions { quality, ..encode_options.clone() }, &extras);
     let (encoded, quality) = match (options.max_bytes, format) {
-        (Some(budget), OutputFormat::Jpeg) => fit_budget(budget, options.quality, encode_at)?,
+        (Some(budget), _) if lossy => fit_budget(budget, options.quality, encode_at)?,
         (_, OutputFormat::Png) => (oxipng_pass(encode_at(options.quality)?, options.effort), options.quality),
         _ => (encode_at(options.quality)?, options.quality),
     };
-    let quality = (format == OutputFormat::Jpeg).then_some(quality);
+    let quality = lossy.then_some(quality);
     let over = |len: usize| options.max_bytes.is_some_and(|b| len as u64 > b);
     let (width, height) = (image.width(), image.height());
     if format.as_format() == info.format && !options.allow_larger && encoded.len() >= data.len() {
@@ -287,6 +305,8 @@ pub(crate) fn strip_metadata(format: Format, data: &[u8], orientation: u8) -> Op
     match format {
         Format::Jpeg => strip_jpeg(data, orientation),
         Format::Png => strip_png(data, orientation),
+        // WebP keeps an orientation only in Exif: such a file is re-encoded upright instead.
+        Format::Webp if orientation == 1 => crate::webp::strip_metadata(data),
         _ => None,
     }
 }
@@ -391,6 +411,16 @@ mod tests {
         assert!(!out.reencoded && out.data.len() <= input.len());
         let larger = optimize_bytes(&input, &OptimizeOptions { allow_larger: true, ..opts }).unwrap();
         assert!(larger.reencoded && larger.data.len() > input.len());
+    }
+
+    #[test]
+    fn a_webp_stays_webp_and_never_grows() {
+        let high = encode::encode(&photo(160, 120), &EncodeOptions { quality: 95, ..EncodeOptions::new(OutputFormat::Webp) }).unwrap();
+        let out = optimize_bytes(&high, &OptimizeOptions { quality: 60, ..OptimizeOptions::default() }).unwrap();
+        assert!(out.reencoded && out.format == OutputFormat::Webp && out.data.len() < high.len());
+        let low = encode::encode(&photo(160, 120), &EncodeOptions { quality: 20, ..EncodeOptions::new(OutputFormat::Webp) }).unwrap();
+        let kept = optimize_bytes(&low, &OptimizeOptions { quality: 95, ..OptimizeOptions::default() }).unwrap();
+        assert!(!kept.reencoded && kept.data == low, "the input's own bytes (it had no metadata)");
     }
 
     #[test]

@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use fast_image_resize as fir;
 use image::{DynamicImage, Rgba};
 
+use crate::color::{self, IccPolicy};
 use crate::decode::{self, DecodeOptions, DEFAULT_MAX_PIXELS};
-use crate::encode::{self, Effort, EncodeOptions, OutputFormat};
+use crate::encode::{self, Effort, EncodeExtras, EncodeOptions, OutputFormat};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::geometry::{self, Plan, Target};
@@ -60,7 +61,8 @@ pub enum Filter {
 }
 
 impl Filter {
-    fn algorithm(self) -> fir::ResizeAlg {
+    /// The fast_image_resize algorithm of this filter (also used by crates/segment).
+    pub fn algorithm(self) -> fir::ResizeAlg {
         let conv = fir::ResizeAlg::Convolution;
         match self {
             Filter::Lanczos3 => conv(fir::FilterType::Lanczos3),
@@ -82,8 +84,12 @@ pub struct Variant {
     pub filter: Filter,
     /// `None`: the input's format when this build writes it (JPEG, PNG, WebP), else PNG.
     pub format: Option<OutputFormat>,
-    /// JPEG quality, 1 to 100 (default 80, as sharp).
+    /// JPEG, lossy WebP and AVIF quality, 1 to 100 (default 80, as sharp).
     pub quality: u8,
+    /// WebP: lossless rather than lossy (default false, as sharp).
+    pub lossless: bool,
+    /// AVIF: rav1e speed, 1 to 10 (`None`: from the effort).
+    pub speed: Option<u8>,
     /// Letterbox colour for `contain`, and what transparency becomes in a JPEG (straight RGBA;
     /// default opaque black, as sharp).
     pub background: Rgba<u8>,
@@ -101,6 +107,8 @@ impl Variant {
             filter: Filter::default(),
             format: None,
             quality: 80,
+            lossless: false,
+            speed: None,
             background: Rgba([0, 0, 0, 255]),
             linear: false,
         }
@@ -119,6 +127,8 @@ pub struct ResizeOptions {
     pub shrink_on_load: bool,
     /// Encoder effort for the outputs.
     pub effort: Effort,
+    /// A source's ICC profile: its pixels converted to sRGB (default) or the profile kept.
+    pub icc: IccPolicy,
 }
 
 impl ResizeOptions {
@@ -142,6 +152,9 @@ impl ResizeOptions {
             if !(1..=100).contains(&v.quality) {
                 return Err(Error::invalid(format!("variants[{i}]: quality must be 1 to 100")));
             }
+            if v.speed.is_some_and(|s| !(1..=10).contains(&s)) {
+                return Err(Error::invalid(format!("variants[{i}]: speed must be 1 to 10")));
+            }
         }
         Ok(ResizeOptions {
             variants,
@@ -149,6 +162,7 @@ impl ResizeOptions {
             max_pixels: DEFAULT_MAX_PIXELS,
             shrink_on_load: true,
             effort: Effort::Fast,
+            icc: IccPolicy::default(),
         })
     }
 }
@@ -241,19 +255,26 @@ impl Resizer {
             } else {
                 self.resample(&source, &rescaled, variant.filter)?
             };
+            // To sRGB before the letterbox, so the background (an sRGB colour) is not converted
+            // as if it were in the source's space; the encoder then has nothing left to convert.
+            let (resized, icc_profile) = match options.icc {
+                IccPolicy::Srgb => {
+                    let (converted, icc) = match color::to_srgb(&resized, info.icc_profile.as_deref()) {
+                        (Cow::Owned(pixels), icc) => (Some(pixels), icc.map(<[u8]>::to_vec)),
+                        (Cow::Borrowed(_), icc) => (None, icc.map(<[u8]>::to_vec)),
+                    };
+                    (converted.unwrap_or(resized), icc)
+                }
+                IccPolicy::Keep => (resized, info.icc_profile.clone()),
+            };
             let image = if plan.canvas == plan.resized {
                 resized
             } else {
                 letterbox(&resized, plan, variant.background, format.supports_alpha())
             };
-            let encode_options = EncodeOptions {
-                format,
-                quality: variant.quality,
-                effort: options.effort,
-                background: variant.background,
-                icc_profile: info.icc_profile.clone(),
-            };
-            let data = encode::encode(&image, &encode_options)?;
+            let encode_options = EncodeOptions { format, quality: variant.quality, effort: options.effort, background: variant.background, icc_profile };
+            let extras = EncodeExtras { icc: options.icc, lossless: variant.lossless, speed: variant.speed };
+            let data = encode::encode_with(&image, &encode_options, &extras)?;
             outputs.push(ResizedImage { name: variant.name.clone(), width: image.width(), height: image.height(), format, data });
         }
         Ok(outputs)

@@ -10,6 +10,7 @@ use pixelflow_engine::{Failure, StepRegistry, TaskContext};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::color::IccPolicy;
 use crate::encode::{Effort, OutputFormat};
 use crate::error::{Error, Result};
 use crate::filter::{self, FilterChain, FilterOptions};
@@ -88,6 +89,7 @@ struct ResizeInput {
     naming: Option<String>,
     max_pixels: Option<u64>,
     shrink_on_load: Option<bool>,
+    icc: Option<String>,
 }
 
 /// A variant as written in a workflow. Unknown fields are refused here (a misspelt `witdh`
@@ -108,6 +110,11 @@ struct VariantInput {
     filter: Filter,
     format: Option<String>,
     quality: Option<u8>,
+    /// WebP: lossless (`"lossless": true`); lossy by default, as in sharp.
+    #[serde(default)]
+    lossless: bool,
+    /// AVIF: rav1e speed 1 to 10.
+    speed: Option<u8>,
     /// Resample in linear light (`"linear": true`); off by default, as in sharp.
     #[serde(default)]
     linear: bool,
@@ -127,6 +134,8 @@ fn resize_options(raw: &ResizeInput) -> Result<ResizeOptions> {
         variant.linear = v.linear;
         variant.format = v.format.as_deref().map(OutputFormat::parse).transpose().map_err(at)?;
         variant.quality = v.quality.unwrap_or(variant.quality);
+        variant.lossless = v.lossless;
+        variant.speed = v.speed;
         if let Some(bg) = &v.background {
             variant.background = parse_color(bg).map_err(at)?;
         }
@@ -138,13 +147,15 @@ fn resize_options(raw: &ResizeInput) -> Result<ResizeOptions> {
     }
     options.max_pixels = raw.max_pixels.unwrap_or(options.max_pixels);
     options.shrink_on_load = raw.shrink_on_load.unwrap_or(true);
+    options.icc = raw.icc.as_deref().map(IccPolicy::parse).transpose()?.unwrap_or_default();
     Ok(options)
 }
 
-/// `pixelflow:resize`: `{path, outputDir, variants: [...], naming?}` ->
+/// `pixelflow:resize`: `{path, outputDir, variants: [...], naming?, icc?: srgb|keep}` ->
 /// `{variants: [{name, path, width, height, format, bytes}]}`. A variant is `{name, width?,
-/// height?, fit?, position?, background?, withoutEnlargement?, filter?, format?, quality?,
-/// linear?}`; `linear: true` resamples it in linear light (see [`crate::resize`]).
+/// height?, fit?, position?, background?, withoutEnlargement?, filter?, format?: jpeg|png|webp|avif,
+/// quality?, lossless? (WebP), speed? (AVIF, 1-10), linear?}`; `linear: true` resamples it in
+/// linear light (see [`crate::resize`]).
 pub fn run_resize(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value> {
     let raw: ResizeInput = parse("resize", input)?;
     let options = resize_options(&raw)?;
@@ -194,6 +205,10 @@ struct OptimizeInput {
     format: Option<String>,
     quality: Option<u8>,
     effort: Option<Effort>,
+    #[serde(default)]
+    lossless: bool,
+    speed: Option<u8>,
+    icc: Option<String>,
     allow_larger: Option<bool>,
     max_bytes: Option<u64>,
     naming: Option<String>,
@@ -201,8 +216,9 @@ struct OptimizeInput {
     background: Option<Value>,
 }
 
-/// `pixelflow:optimize`: `{path | inputs, outputDir, format?: auto|jpeg|png|webp, quality?,
-/// effort?: fast|balanced|smallest, allowLarger?, maxBytes?, naming?}` -> `{outputs: [...]}`.
+/// `pixelflow:optimize`: `{path | inputs, outputDir, format?: auto|jpeg|png|webp|avif, quality?,
+/// effort?: fast|balanced|smallest, lossless? (WebP), speed? (AVIF, 1-10), icc?: srgb|keep,
+/// allowLarger?, maxBytes?, naming?}` -> `{outputs: [...]}`.
 ///
 /// `inputs` takes what earlier steps produced as it is: a path, a list, or objects holding
 /// `path` fields at any depth (a resize output, a Parallel state's results).
@@ -215,6 +231,9 @@ pub fn run_optimize(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Valu
     };
     options.quality = raw.quality.unwrap_or(options.quality);
     options.effort = raw.effort.unwrap_or(options.effort);
+    options.lossless = raw.lossless;
+    options.speed = raw.speed;
+    options.icc = raw.icc.as_deref().map(IccPolicy::parse).transpose()?.unwrap_or_default();
     options.allow_larger = raw.allow_larger.unwrap_or(false);
     options.max_bytes = raw.max_bytes;
     options.max_pixels = raw.max_pixels.unwrap_or(options.max_pixels);

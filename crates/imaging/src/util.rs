@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 512 << 20;
 
 /// Reads a whole file, refusing (before reading) one larger than `max_bytes`.
-pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+pub fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     if len > max_bytes {
@@ -32,7 +32,7 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
 /// Writes `data` to `dir/name` atomically: a temporary file in the same directory, flushed to
 /// disk, then renamed over the target. A reader (or a crash) sees the old file or the new one,
 /// never half of one, and a re-run after a crash simply writes it again.
-pub(crate) fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<PathBuf> {
+pub fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<PathBuf> {
     let io = |path: &Path, source| Error::Io { path: path.to_path_buf(), source };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let target = dir.join(name);

@@ -62,10 +62,30 @@ fn transparent() -> Vec<u8> {
     encode::encode(&DynamicImage::ImageRgba8(img), &EncodeOptions::new(OutputFormat::Png)).unwrap()
 }
 
+/// 48x32 16-bit RGB TIFF (uncompressed, 9 KB): a scanner's output.
+fn tiff16() -> Vec<u8> {
+    let img = image::ImageBuffer::from_fn(48, 32, |x, y| Rgb([x as u16 * 1300, y as u16 * 2000, 30_000u16]));
+    let mut out = Vec::new();
+    DynamicImage::ImageRgb16(img).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Tiff).unwrap();
+    out
+}
+
+/// 32x24 PNG tagged Display P3 (the profile moxcms writes): left half P3 (200, 100, 50), which
+/// is (215, 93, 31) in sRGB; right half P3 pure red, outside sRGB (clips to sRGB red).
+fn display_p3() -> Vec<u8> {
+    let img = RgbImage::from_fn(32, 24, |x, _| if x < 16 { Rgb([200, 100, 50]) } else { Rgb([255, 0, 0]) });
+    let mut o = EncodeOptions::new(OutputFormat::Png);
+    o.icc_profile = Some(moxcms::ColorProfile::new_display_p3().encode().unwrap());
+    let keep = encode::EncodeExtras { icc: pixelflow_imaging::IccPolicy::Keep, ..encode::EncodeExtras::default() };
+    encode::encode_with(&DynamicImage::ImageRgb8(img), &o, &keep).unwrap()
+}
+
 const FIXTURES: &[Fixture] = &[
     Fixture { name: "large.jpg", make: large, expect: (Format::Jpeg, 1600, 1200, 1) },
     Fixture { name: "rotated-6.jpg", make: rotated, expect: (Format::Jpeg, 240, 160, 6) },
     Fixture { name: "transparent.png", make: transparent, expect: (Format::Png, 300, 200, 1) },
+    Fixture { name: "scan-16bit.tif", make: tiff16, expect: (Format::Tiff, 48, 32, 1) },
+    Fixture { name: "display-p3.png", make: display_p3, expect: (Format::Png, 32, 24, 1) },
 ];
 
 #[test]

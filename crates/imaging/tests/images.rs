@@ -247,7 +247,9 @@ fn bad_inputs_are_invalid_with_their_reason() {
         ("huge.png", png_header(100_000, 100_000), "too many pixels: 100000x100000 is 10000000000 pixels, more than maxPixels (100000000)"),
         ("huge-with-data.png", huge_with_data, "too many pixels: 100000x100000"),
         ("notes.jpg", b"Remember to buy milk.\n".to_vec(), "not an image: the content matches no known image format"),
-        ("scan.tif", b"II*\0\x08\0\0\0\0\0\0\0".to_vec(), "unsupported format: tiff"),
+        ("scan.tif", b"II*\0\x08\0\0\0\0\0\0\0".to_vec(), "corrupt or unsupported TIFF: "),
+        ("photo.heic", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec(), "unsupported format: heic"),
+        ("photo.avif", b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf".to_vec(), "unsupported format: avif"),
         ("garbage.jpg", b"\xFF\xD8\xFF\xE0 this is not a JPEG segment\xFF\xD9".to_vec(), "corrupt JPEG header: "),
         ("zero-size.png", png_header(0, 7), "the image is 0x7: it has no pixels"),
     ];

@@ -37,6 +37,11 @@ fn samples() -> Vec<Vec<u8>> {
     let mut bmp = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bmp), image::ImageFormat::Bmp).unwrap();
     out.push(bmp);
+    for tiff_img in [img.clone(), DynamicImage::ImageRgb16(img.to_rgb16())] {
+        let mut tiff = Vec::new();
+        tiff_img.write_to(&mut std::io::Cursor::new(&mut tiff), image::ImageFormat::Tiff).unwrap();
+        out.push(tiff);
+    }
     out
 }
 

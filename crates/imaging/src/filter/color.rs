@@ -5,7 +5,7 @@ use super::FilterOp;
 
 /// A per-pixel filter, ready to run. Each clamps what it writes to `0..=1`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum PixelOp {
+pub enum PixelOp {
     /// `c * scale + offset` on R, G, B: brightness (`amount`, 0), invert (`1 - 2a`, `a`).
     Affine { scale: f32, offset: f32 },
     /// `(c - 0.5) * k + 0.5` on R, G, B.

@@ -10,7 +10,7 @@ use super::run::band_rows;
 
 /// A normalised gaussian: `2 * radius + 1` weights.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Gaussian {
+pub struct Gaussian {
     pub radius: usize,
     pub weights: Vec<f32>,
 }
@@ -27,7 +27,7 @@ impl Gaussian {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) enum Neighbourhood {
+pub enum Neighbourhood {
     Blur(Gaussian),
     Unsharp { gaussian: Gaussian, amount: f32, threshold: f32 },
     /// `weights`: `size * size`, row-major, already divided by the divisor.

@@ -90,7 +90,9 @@
 //!
 //! # For the GPU twin
 //!
-//! Upload the `f32` matrices and weights computed here rather than recomputing them in WGSL.
+//! crates/gpu is that twin: it reads the compiled passes ([`FilterChain::compiled`]) and runs
+//! under [`with_device`]. Upload the `f32` matrices and weights computed here rather than
+//! recomputing them in WGSL.
 //! Fused multiply-adds and another summation order stay far inside 1/255, unless the chain
 //! amplifies tiny differences (a huge contrast, unsharp amount or kernel). Where the output
 //! alpha is 0 the colour is the pixel's earlier colour (the rule above): invisible, so a
@@ -108,7 +110,9 @@ mod run;
 #[cfg(test)]
 mod tests;
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use image::{DynamicImage, Rgba};
 use serde_json::Value;
@@ -120,8 +124,8 @@ use crate::naming::{self, NameTemplate, NameVars};
 use crate::resize::refuse_overwriting_input;
 use crate::util;
 
-use color::PixelOp;
-use kernel::{Gaussian, Neighbourhood};
+pub use color::PixelOp;
+pub use kernel::{Gaussian, Neighbourhood};
 
 /// The default file name template of filter outputs.
 pub const DEFAULT_NAMING: &str = "{stem}-filtered.{ext}";
@@ -281,9 +285,9 @@ fn resolved_divisor(kernel: &[f64], divisor: Option<f64>) -> f64 {
     })
 }
 
-/// One pass over the image.
+/// One pass over the image, as [`FilterChain::compiled`] gives it to another device.
 #[derive(Debug, Clone)]
-enum Pass {
+pub enum Pass {
     /// A run of per-pixel filters, applied to each row in order.
     Pixel(Vec<PixelOp>),
     Neighbourhood(Neighbourhood),
@@ -364,6 +368,25 @@ impl FilterChain {
         self.passes.len()
     }
 
+    /// The compiled passes (matrices and weights already rounded to `f32`), for a device that
+    /// runs them itself: crates/gpu uploads them rather than recomputing them.
+    pub fn compiled(&self) -> &[Pass] {
+        &self.passes
+    }
+
+    /// The channels of the output for a source of `channels` (1 to 4) channels: grey stays grey
+    /// unless the chain can make colour, alpha appears only when the chain can change it.
+    pub fn output_channels(&self, channels: usize) -> usize {
+        let gray = channels <= 2 && !self.adds_colour;
+        let alpha = matches!(channels, 2 | 4) || self.may_change_alpha;
+        match (gray, alpha) {
+            (true, false) => 1,
+            (true, true) => 2,
+            (false, false) => 3,
+            (false, true) => 4,
+        }
+    }
+
     /// Applies the chain to an image in place. The image keeps its size and bit depth (8 or
     /// 16 bits; float images become 16-bit); see the module documentation for its channels.
     pub fn apply(&self, image: &mut DynamicImage) -> Result<()> {
@@ -375,6 +398,42 @@ impl FilterChain {
     pub fn apply_with(&self, image: &mut DynamicImage, should_stop: &dyn Fn() -> bool) -> Result<()> {
         *image = run::apply(image, self, should_stop)?;
         Ok(())
+    }
+}
+
+/// A device other than this module's CPU code that applies chains to decoded images: the GPU
+/// (crates/gpu), which must give this module's results within 1/255 and may fall back to
+/// [`FilterChain::apply_with`] itself.
+pub trait ChainDevice: Send + Sync {
+    fn apply(&self, chain: &FilterChain, image: &mut DynamicImage, should_stop: &dyn Fn() -> bool) -> Result<()>;
+}
+
+thread_local! {
+    static DEVICE: RefCell<Option<Arc<dyn ChainDevice>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `device` applying every chain that [`filter_bytes_with`] (and so the `filter`
+/// step) applies on this thread. This is how crates/gpu's device-aware `filter` step wraps
+/// [`crate::steps::run_filter`], so the step's parameters, decoding, encoding and atomic
+/// writes stay in one place. The previous device (normally none: the CPU) is restored after
+/// `f`, even when it panics.
+pub fn with_device<R>(device: Arc<dyn ChainDevice>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<dyn ChainDevice>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            DEVICE.with(|d| *d.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(DEVICE.with(|d| d.borrow_mut().replace(device)));
+    f()
+}
+
+/// Applies `chain` on this thread's device ([`with_device`]), else on the CPU.
+fn apply_on_device(chain: &FilterChain, image: &mut DynamicImage, should_stop: &dyn Fn() -> bool) -> Result<()> {
+    match DEVICE.with(|d| d.borrow().clone()) {
+        Some(device) => device.apply(chain, image, should_stop),
+        None => chain.apply_with(image, should_stop),
     }
 }
 
@@ -444,7 +503,7 @@ pub fn filter_bytes_with(data: &[u8], options: &FilterOptions, should_stop: &dyn
     }
     let mut image = decode::decode(data, &info, &DecodeOptions::default())?;
     tracing::debug!(format = %info.format, width = image.width(), height = image.height(), passes = options.chain.passes(), "filter: applying");
-    options.chain.apply_with(&mut image, should_stop)?;
+    apply_on_device(&options.chain, &mut image, should_stop)?;
     let format = options.format.unwrap_or(OutputFormat::default_for(info.format));
     let encode_options = EncodeOptions {
         format,

@@ -46,14 +46,7 @@ pub(crate) fn apply(image: &DynamicImage, chain: &FilterChain, should_stop: &dyn
 fn run<T: Sample>(samples: &[T], channels: usize, width: u32, height: u32, chain: &FilterChain, should_stop: &dyn Fn() -> bool) -> Result<DynamicImage> {
     let (w, h) = (width as usize, height as usize);
     let passes = chain.passes.as_slice();
-    let gray = channels <= 2 && !chain.adds_colour;
-    let alpha = matches!(channels, 2 | 4) || chain.may_change_alpha;
-    let out_channels = match (gray, alpha) {
-        (true, false) => 1,
-        (true, true) => 2,
-        (false, false) => 3,
-        (false, true) => 4,
-    };
+    let out_channels = chain.output_channels(channels);
     let (in_stride, out_stride, stride) = (w * channels, w * out_channels, w * 4);
     let too_large = || Error::LimitExceeded(format!("a {width}x{height} image is too large to filter"));
     let mut out: Vec<T> = buffer(out_stride.checked_mul(h).ok_or_else(too_large)?)?;
