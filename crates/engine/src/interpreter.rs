@@ -163,45 +163,79 @@ struct Context<'a> {
     token: Option<String>,
     map_item: Option<(usize, &'a Value)>,
     built: OnceCell<Value>,
+    /// The same without `Execution.Input`, for paths that cannot reach it: building the whole
+    /// object copies the execution's input, which in a Map over N items would cost O(N) per
+    /// item (`$$.Map.Item.Value` in an ItemSelector) and O(N^2) in all.
+    built_without_input: OnceCell<Value>,
 }
 
 impl<'a> Context<'a> {
     fn new(run: &'a Run<'a>, state: &'a str, entered_ms: i64) -> Self {
-        Context { run, state, entered_ms, retry_count: 0, token: None, map_item: None, built: OnceCell::new() }
+        Context { run, state, entered_ms, retry_count: 0, token: None, map_item: None, built: OnceCell::new(), built_without_input: OnceCell::new() }
     }
 
     fn value(&self) -> &Value {
-        self.built.get_or_init(|| {
-            let exec = self.run.exec;
-            let mut ctx = json!({
-                "Execution": {
-                    "Id": exec.id,
-                    "Input": exec.input,
-                    "Name": exec.name,
-                    "StartTime": rfc3339(exec.start_ms),
-                    "RedriveCount": 0,
-                },
-                "StateMachine": { "Id": exec.state_machine_name, "Name": exec.state_machine_name },
-                "State": { "Name": self.state, "EnteredTime": rfc3339(self.entered_ms), "RetryCount": self.retry_count },
-            });
-            if let Some(token) = &self.token {
-                ctx["Task"] = json!({ "Token": token });
-            }
-            if let Some((index, value)) = self.map_item {
-                ctx["Map"] = json!({ "Item": { "Index": index, "Value": value } });
-            }
-            ctx
-        })
+        self.built.get_or_init(|| self.build(true))
+    }
+
+    fn build(&self, with_input: bool) -> Value {
+        let exec = self.run.exec;
+        let mut execution = serde_json::Map::new();
+        execution.insert("Id".into(), json!(exec.id));
+        if with_input {
+            execution.insert("Input".into(), exec.input.clone());
+        }
+        execution.insert("Name".into(), json!(exec.name));
+        execution.insert("StartTime".into(), json!(rfc3339(exec.start_ms)));
+        execution.insert("RedriveCount".into(), json!(0));
+        let mut ctx = json!({
+            "Execution": execution,
+            "StateMachine": { "Id": exec.state_machine_name, "Name": exec.state_machine_name },
+            "State": { "Name": self.state, "EnteredTime": rfc3339(self.entered_ms), "RetryCount": self.retry_count },
+        });
+        if let Some(token) = &self.token {
+            ctx["Task"] = json!({ "Token": token });
+        }
+        if let Some((index, value)) = self.map_item {
+            ctx["Map"] = json!({ "Item": { "Index": index, "Value": value } });
+        }
+        ctx
     }
 
     /// The context object for paths that start with `$$`, else a null that is never read.
     fn for_path(&self, text: &str) -> &Value {
         static NULL: Value = Value::Null;
-        if text.contains("$$") {
+        if !text.contains("$$") {
+            &NULL
+        } else if reaches_execution_input(text) {
             self.value()
         } else {
-            &NULL
+            self.built_without_input.get_or_init(|| self.build(false))
         }
+    }
+}
+
+/// Whether a path or intrinsic may read `$$.Execution.Input`: conservatively, unless every
+/// `$$` in it is followed by a member known not to contain it.
+fn reaches_execution_input(text: &str) -> bool {
+    const ELSEWHERE: [&str; 8] =
+        [".Map", ".State", ".StateMachine", ".Task", ".Execution.Id", ".Execution.Name", ".Execution.StartTime", ".Execution.RedriveCount"];
+    text.match_indices("$$").any(|(at, _)| {
+        let rest = &text[at + 2..];
+        !ELSEWHERE.iter().any(|member| {
+            rest.strip_prefix(member).is_some_and(|after| !after.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        })
+    })
+}
+
+#[cfg(test)]
+#[test]
+fn only_paths_that_may_read_the_execution_input_get_it() {
+    for text in ["$$.Map.Item.Value", "$$.Map.Item.Value.path", "States.Format('{}', $$.Execution.Id)", "$$.State.Name", "$$.Task.Token", "$$.StateMachine.Id"] {
+        assert!(!reaches_execution_input(text), "{text}");
+    }
+    for text in ["$$", "$$.Execution", "$$.Execution.Input", "$$.Execution.Input.items", "$$..path", "$$['Execution']", "$$.Execution.Identity", "$$.Map.Item.Value, $$.Execution.Input"] {
+        assert!(reaches_execution_input(text), "{text}");
     }
 }
 

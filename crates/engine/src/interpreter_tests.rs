@@ -142,7 +142,13 @@ fn map_respects_max_concurrency() {
             steps.register("work", move |v: Value, _: &TaskContext| {
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(now, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(30));
+                // Hold the first items until the expected number run at once (or long enough
+                // to be sure more never will), so a loaded machine cannot make this flaky.
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while peak.load(Ordering::SeqCst) < expected_peak && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                std::thread::sleep(Duration::from_millis(5));
                 in_flight.fetch_sub(1, Ordering::SeqCst);
                 Ok(v)
             });
