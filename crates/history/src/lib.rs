@@ -50,6 +50,7 @@ pub mod process;
 mod results;
 mod schema;
 mod tokens;
+mod uploads;
 mod watch_rules;
 mod watch_status;
 mod writer;
@@ -75,6 +76,7 @@ pub use process::ProcessIdentity;
 pub use results::{CachedResult, FileHash};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{PendingToken, TokenAnswer};
+pub use uploads::{ExportRecord, Upload};
 pub use watch_rules::{NewWatchRule, OriginalAction, WatchRule};
 pub use watch_status::WatchStatus;
 

@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use rusqlite_migration::{Migrations, SchemaVersion, M};
 
 use crate::error::{Error, Result};
-use crate::{checkpoints, events, executions, results, tokens, watch_rules, watch_status};
+use crate::{checkpoints, events, executions, results, tokens, uploads, watch_rules, watch_status};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(executions::MIGRATION).comment("executions"),
@@ -23,6 +23,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(watch_rules::MIGRATION).comment("watch rules"),
     M::up(watch_status::MIGRATION).comment("watch service status"),
     M::up(watch_status::MIGRATION_WATCHING).comment("watch service status: events or polling"),
+    M::up(uploads::MIGRATION).comment("cloud uploads and exports"),
 ];
 
 /// The schema version this build writes.
