@@ -1,0 +1,183 @@
+// The DTOs of the shell's commands (src-tauri/src/commands.rs), camelCase as serde writes them.
+
+export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+export const STATUSES: ExecutionStatus[] = ['RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'];
+
+export interface Diagnostic {
+  pointer: string;
+  message: string;
+}
+
+export interface CommandError {
+  code: 'invalid' | 'notFound' | 'busy' | 'io' | 'internal';
+  message: string;
+  diagnostics: Diagnostic[];
+}
+
+export interface AppInfo {
+  version: string;
+  dataDir: string;
+  outputDir: string;
+  watchDir: string;
+  defaultWorkflow: string;
+  jobs: number;
+  watchServiceNote: string | null;
+}
+
+export interface WorkflowEntry {
+  name: string;
+  id: string;
+  bundled: boolean;
+  text: string;
+}
+
+export interface InputFile {
+  path: string;
+  bytes: number;
+}
+
+export interface RunStarted {
+  runId: string;
+  inputs: InputFile[];
+}
+
+export type ItemReport = { path: string; bytes: number } & (
+  | { status: 'processed'; output: unknown }
+  | { status: 'cached'; output: unknown; executionId: string }
+  | { status: 'failed'; error: string; cause: string }
+  | { status: 'pending' }
+);
+
+export interface RunReport {
+  executionId: string | null;
+  items: ItemReport[];
+  bytesIn: number;
+  bytesOut: number;
+  elapsedMs: number;
+  interrupted: boolean;
+}
+
+export type RunMessage =
+  | { kind: 'started'; toRun: number; cached: number }
+  | { kind: 'progress'; executionId: string | null; done: number; failed: number; toRun: number; items: { path: string; ok: boolean }[] }
+  | { kind: 'finished'; report: RunReport }
+  | { kind: 'failed'; message: string };
+
+export interface ExecutionSummary {
+  id: string;
+  name: string;
+  workflowName: string;
+  status: ExecutionStatus;
+  startedAtMs: number;
+  stoppedAtMs: number | null;
+  error: string | null;
+}
+
+export interface ExecutionRecord extends ExecutionSummary {
+  workflowHash: string;
+  definition: string;
+  input: unknown;
+  output: unknown | null;
+  cause: string | null;
+}
+
+export interface StoredEvent {
+  seq: number;
+  timestampMs: number;
+  kind: string;
+  state: string | null;
+  key: string;
+  detail: Record<string, unknown>;
+}
+
+export interface FileInfo {
+  path: string;
+  bytes: number | null;
+}
+
+export interface ImageFiles {
+  input: FileInfo;
+  outputs: FileInfo[];
+}
+
+export interface ExecutionDetail {
+  execution: ExecutionRecord;
+  events: StoredEvent[];
+  eventsTruncated: boolean;
+  files: ImageFiles[];
+}
+
+export interface PendingToken {
+  token: string;
+  executionId: string;
+  key: string;
+  state: string;
+  payload: unknown;
+  createdAtMs: number;
+}
+
+export interface Answered {
+  token: string;
+  executionId: string | null;
+  error: string | null;
+}
+
+export interface WatchRule {
+  id: number;
+  folder: string;
+  recursive: boolean;
+  include: string[];
+  exclude: string[];
+  workflow: string;
+  output: string;
+  concurrency: number;
+  onSuccess: 'leave' | 'move';
+  onFailure: 'leave' | 'move';
+  paused: boolean;
+  lastError: string | null;
+  createdAtMs: number;
+}
+
+export interface RuleStatus {
+  id: number;
+  folder: string | null;
+  state: 'active' | 'paused' | 'error' | 'stopped';
+  lastError: string | null;
+  servicePid: number | null;
+  queued: number;
+  inFlight: number;
+  processed: number;
+  failed: number;
+}
+
+export interface WatchOverview {
+  rules: WatchRule[];
+  statuses: RuleStatus[];
+  defaultFolder: string;
+}
+
+export interface NewRule {
+  folder: string;
+  recursive: boolean;
+  include: string[];
+  exclude: string[];
+  workflow: string | null;
+  out: string | null;
+  jobs: number | null;
+  onSuccess: 'leave' | 'move';
+  onFailure: 'leave' | 'move';
+}
+
+export interface Check {
+  part: string;
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+}
+
+export interface ListFilter {
+  status?: string;
+  workflow?: string;
+  since?: string;
+  text?: string;
+  limit?: number;
+}
