@@ -129,7 +129,7 @@ def latency(args, work: Path, base12mp: bytes):
             lat.append((t1 - t0) * 1000)
         time.sleep(0.05)
     stop_service(svc)
-    runs = json.loads(run(args.bin, data, "history", "list", "--json").stdout)
+    runs = json.loads(run(args.bin, data, "history", "list", "--json", "--limit", "100000").stdout)
     runs = sorted(runs, key=lambda r: r["startedAtMs"])[warmup:]
     assert len(runs) == n and all(r["status"] == "SUCCEEDED" for r in runs), "every file once, succeeded"
     proc = [r["stoppedAtMs"] - r["startedAtMs"] for r in runs]

@@ -67,6 +67,8 @@ enum Command {
         #[command(flatten)]
         service: ServiceArgs,
     },
+    /// Upload the output files of executions to S3 or Azure Blob (run again to resume).
+    Export(ExportArgs),
     /// Print the data directory's paths.
     Paths,
     /// Check what this machine offers: the database, the GPU adapter, ONNX Runtime, cloud profiles.
@@ -184,6 +186,39 @@ fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
         return Err("the poll interval must be between 0.05 and 3600 seconds".into());
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// `s3://bucket/prefix/` or `az://container/prefix/`; the prefix may use {variant}, {execution}, {date}.
+    destination: String,
+    /// An execution (id or unique prefix); repeatable.
+    #[arg(long = "execution", value_name = "ID")]
+    executions: Vec<String>,
+    /// Executions started at or after (RFC 3339, a date, or ms since the epoch).
+    #[arg(long)]
+    since: Option<String>,
+    /// Executions of this workflow.
+    #[arg(long)]
+    workflow: Option<String>,
+    /// Print what would go where; upload nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// always, never or ifChanged (skip objects that already hold the same content).
+    #[arg(long, default_value = "ifChanged")]
+    overwrite: String,
+    /// AWS profile (from ~/.aws/credentials and ~/.aws/config).
+    #[arg(long)]
+    profile: Option<String>,
+    /// AWS region.
+    #[arg(long)]
+    region: Option<String>,
+    /// A custom endpoint (an S3-compatible server, an Azure blob endpoint).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Files uploaded at once.
+    #[arg(long)]
+    concurrency: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -487,6 +522,7 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             out!("output    {}", app.data().output_dir().display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Export(args) => export(cli.data_dir, args, cancel),
         Command::Doctor { json } => {
             use pixelflow_app::doctor::{self, Status};
             let app = open(cli.data_dir)?;
@@ -507,6 +543,34 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             Ok(if checks.iter().any(|c| c.status == Status::Fail) { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
     }
+}
+
+/// `pixelflow export`: prints the report (JSON) on stdout; exit 1 when a file failed, with
+/// the first failure as the report's `error`.
+fn export(data_dir: Option<PathBuf>, args: ExportArgs, cancel: &CancelToken) -> Result<ExitCode, Exit> {
+    use pixelflow_app::export::{self, ExportOptions};
+    let overwrite = serde_json::from_value(json!(args.overwrite)).map_err(|_| Exit::Invalid(format!("--overwrite: '{}' is not always, never or ifChanged", args.overwrite)))?;
+    let app = open(data_dir)?;
+    let options = ExportOptions {
+        destination: args.destination,
+        executions: args.executions,
+        since: args.since,
+        workflow: args.workflow,
+        dry_run: args.dry_run,
+        store: pixelflow_sync::StoreOptions { profile: args.profile, region: args.region, endpoint: args.endpoint },
+        overwrite,
+        concurrency: args.concurrency,
+    };
+    let report = export::run(&app, &options, cancel)?;
+    out!("{}", serde_json::to_string_pretty(&report).map_err(|e| Exit::Env(e.into()))?);
+    eprintln!(
+        "export to {}: {} files, {} uploaded, {} unchanged, {} kept, {} failed",
+        report.destination, report.total, report.uploaded, report.unchanged, report.kept, report.failed
+    );
+    if cancel.is_cancelled() {
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if report.succeeded() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn watch(data_dir: Option<PathBuf>, command: WatchCommand, cancel: &CancelToken) -> Result<ExitCode, Exit> {

@@ -35,7 +35,17 @@ impl Check {
 
 /// Runs every check. Never fails itself: a part that cannot be checked is a `Fail` line.
 pub fn run(app: &App) -> Vec<Check> {
-    vec![database(app)]
+    vec![database(app), gpu(), crate::export::cloud_check(), onnxruntime()]
+}
+
+/// The GPU adapter the `filter` step would use: `Warn` for a software one (filters stay on the
+/// CPU under `device: auto`) or none.
+fn gpu() -> Check {
+    match pixelflow_gpu::adapter() {
+        Ok(a) if a.software => Check::new("gpu", Status::Warn, format!("{} ({}, {}): a software adapter; filters run on the CPU unless a workflow asks for device: gpu", a.name, a.backend, a.device_type)),
+        Ok(a) => Check::new("gpu", Status::Ok, format!("{} ({}, {})", a.name, a.backend, a.device_type)),
+        Err(e) => Check::new("gpu", Status::Warn, format!("{e}; filters run on the CPU")),
+    }
 }
 
 fn database(app: &App) -> Check {
@@ -43,5 +53,24 @@ fn database(app: &App) -> Check {
     match app.history().schema_version() {
         Ok(version) => Check::new("database", Status::Ok, format!("{} (schema version {version})", path.display())),
         Err(e) => Check::new("database", Status::Fail, format!("{}: {e}", path.display())),
+    }
+}
+
+/// ONNX Runtime (loaded to read its version) and the segmentation models installed. Optional:
+/// without them only the segment step fails, so a missing part is a warning.
+fn onnxruntime() -> Check {
+    let health = pixelflow_segment::health();
+    let installed: Vec<&str> = health.models.iter().filter(|(_, ok)| *ok).map(|(n, _)| n.as_str()).collect();
+    let models = if installed.is_empty() {
+        "no segmentation model installed (bash models/install.sh)".to_string()
+    } else {
+        format!("models: {}", installed.join(", "))
+    };
+    match health.runtime {
+        Ok((path, version)) => {
+            let status = if installed.is_empty() { Status::Warn } else { Status::Ok };
+            Check::new("onnxruntime", status, format!("{version} at {}; {models}", path.display()))
+        }
+        Err(e) => Check::new("onnxruntime", Status::Warn, format!("{e}; {models}")),
     }
 }

@@ -2,9 +2,11 @@
 //! tests call. It wires the engine to the SQLite history, the step registry and the clock.
 
 pub mod batch;
+pub mod desktop;
 pub mod doctor;
 pub mod error;
 pub mod execution;
+pub mod export;
 pub mod hashing;
 pub mod paths;
 pub mod steps;
@@ -39,7 +41,10 @@ impl App {
     pub fn open_with_clock(data: DataDir, clock: Arc<dyn Clock>) -> Result<App> {
         data.ensure().map_err(|e| Error::io(data.root(), e))?;
         let history = History::open(&data.database())?;
-        Ok(App { data, history, steps: steps::registry(), clock })
+        let mut steps = steps::registry();
+        // The sync step records every confirmed upload in this history.
+        export::register_sync(&mut steps, &history);
+        Ok(App { data, history, steps, clock })
     }
 
     pub fn data(&self) -> &DataDir {

@@ -8,9 +8,6 @@ use std::time::Duration;
 use pixelflow_engine::{Failure, StepRegistry, TaskContext};
 use serde_json::{json, Value};
 
-/// The error name of a step that exists in the design but is not built yet.
-pub const NOT_IMPLEMENTED: &str = "Pixelflow.NotImplemented";
-
 /// Environment variable that adds the test-only steps (`test.*`) to the registry.
 pub const TEST_STEPS_ENV: &str = "PIXELFLOW_TEST_STEPS";
 
@@ -20,10 +17,12 @@ pub fn registry() -> StepRegistry {
     // validate, resize, filter, optimize.
     pixelflow_imaging::steps::register(&mut steps);
     // filter on the GPU: crates/gpu (issue 8) replaces imaging's filter with a device-aware one.
-    // segment: crates/segment (issue 7).
-    not_implemented(&mut steps, "segment");
-    // sync: crates/sync (issue 6).
-    not_implemented(&mut steps, "sync");
+    pixelflow_gpu::register(&mut steps);
+    // segment: crates/segment (issue 7), ONNX Runtime found at run time.
+    pixelflow_segment::register(&mut steps);
+    // sync: crates/sync. This registration records nothing; `App::open` registers it again
+    // with the history as its upload log (`export::register_sync`).
+    pixelflow_sync::register(&mut steps, std::sync::Arc::new(pixelflow_sync::NoLog));
     steps.register("notify", notify);
     steps.register("echo", |input: Value, _: &TaskContext| Ok(input));
     steps.register("sleep", sleep);
@@ -33,13 +32,6 @@ pub fn registry() -> StepRegistry {
         steps.register("test.append", test_append);
     }
     steps
-}
-
-/// Registers `name` as a step that exists in the design but not in this build.
-fn not_implemented(steps: &mut StepRegistry, name: &'static str) {
-    steps.register(name, move |_: Value, _: &TaskContext| {
-        Err(Failure::new(NOT_IMPLEMENTED, format!("the '{name}' step is not implemented in this build yet")))
-    });
 }
 
 /// `pixelflow:notify`: records the outcome of an image's run where people look: the log (the

@@ -126,6 +126,7 @@ use crate::util;
 
 pub use color::PixelOp;
 pub use kernel::{Gaussian, Neighbourhood};
+pub use pixels::Sample;
 
 /// The default file name template of filter outputs.
 pub const DEFAULT_NAMING: &str = "{stem}-filtered.{ext}";

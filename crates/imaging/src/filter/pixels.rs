@@ -3,8 +3,9 @@
 
 use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
 
-/// A stored sample type: `u8` or `u16`.
-pub(crate) trait Sample: Copy + Default + Send + Sync + 'static {
+/// A stored sample type: `u8` or `u16` (public for crates/gpu, which reads and builds images
+/// through it too).
+pub trait Sample: Copy + Default + Send + Sync + 'static {
     /// `v / MAX`.
     fn to_unit(self) -> f32;
     /// `floor(clamp(v, 0, 1) * MAX + 0.5)`.
