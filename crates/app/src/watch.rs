@@ -963,19 +963,9 @@ fn earlier_success(app: &App, rule: &Active, path: &Path) -> Result<Option<(Stri
     let Some(path_str) = path.to_str() else { return Ok(None) };
     let Ok(meta) = std::fs::metadata(path) else { return Ok(None) };
     let modified_ms = hashing::mtime_ns(&meta).div_euclid(1_000_000);
-    let filter = pixelflow_history::ExecutionFilter {
-        status: Some(pixelflow_history::ExecutionStatus::Succeeded),
-        since: Some(modified_ms.to_string()),
-        text: Some(path_str.to_string()),
-        limit: Some(20),
-        ..Default::default()
-    };
-    for summary in app.history().list_executions(&filter)? {
-        let Some(record) = app.history().execution(&summary.id)? else { continue };
-        if record.workflow_hash == rule.workflow.hash
-            && record.input.get("path").and_then(Value::as_str) == Some(path_str)
-            && !app.history().result_recorded_for(&record.id)?
-        {
+    for id in app.history().succeeded_on_path(path_str, &rule.workflow.hash, modified_ms)? {
+        let Some(record) = app.history().execution(&id)? else { continue };
+        if !app.history().result_recorded_for(&record.id)? {
             if let Some(output) = record.output {
                 return Ok(Some((record.id, output)));
             }

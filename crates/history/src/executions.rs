@@ -16,6 +16,27 @@ use crate::process::{self, ProcessIdentity};
 
 /// Schema of the table. `input`/`output` hold JSON text; times are ms since the Unix epoch.
 /// The owner columns say which process runs a RUNNING execution (see [`crate::process`]).
+/// Successes by the image path in their input, for the watch service's "did this file already
+/// succeed?" (one lookup per file: a scan of every execution's input would make a folder of N
+/// files cost O(N^2)).
+pub(crate) const MIGRATION_BY_INPUT_PATH: &str = "
+CREATE INDEX IF NOT EXISTS executions_succeeded_by_input_path
+    ON executions (json_extract(input, '$.path'), workflow_hash, started_at)
+    WHERE status = 'SUCCEEDED';
+";
+
+/// Ids of SUCCEEDED executions of `workflow_hash` whose input's `path` is `path`, started at or
+/// after `since_ms`, newest first.
+pub(crate) fn succeeded_on_path(conn: &Connection, path: &str, workflow_hash: &str, since_ms: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM executions
+         WHERE status = 'SUCCEEDED' AND json_extract(input, '$.path') = ?1 AND workflow_hash = ?2 AND started_at >= ?3
+         ORDER BY started_at DESC LIMIT 20",
+    )?;
+    let ids = stmt.query_map(params![path, workflow_hash, since_ms], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
+}
+
 pub(crate) const MIGRATION: &str = "
 CREATE TABLE IF NOT EXISTS executions (
     id            TEXT PRIMARY KEY NOT NULL,

@@ -284,6 +284,12 @@ impl History {
         self.read(|c| executions::get(c, id_or_unique_prefix))
     }
 
+    /// Ids of SUCCEEDED executions of `workflow_hash` on the image at `path` (their input's
+    /// `path`), started at or after `since_ms`, newest first (at most 20). Indexed.
+    pub fn succeeded_on_path(&self, path: &str, workflow_hash: &str, since_ms: i64) -> Result<Vec<String>> {
+        self.read(|c| executions::succeeded_on_path(c, path, workflow_hash, since_ms))
+    }
+
     /// The committed events of an execution, in recording order.
     pub fn events(&self, execution_id: &str) -> Result<Vec<StoredEvent>> {
         self.read(|c| events::list(c, execution_id))

@@ -24,6 +24,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(watch_status::MIGRATION).comment("watch service status"),
     M::up(watch_status::MIGRATION_WATCHING).comment("watch service status: events or polling"),
     M::up(uploads::MIGRATION).comment("cloud uploads and exports"),
+    M::up(executions::MIGRATION_BY_INPUT_PATH).comment("successes by input path"),
 ];
 
 /// The schema version this build writes.

@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "events", "executions", "file_hashes", "results", "task_tokens", "watch_rules", "watch_status"]);
+    assert_eq!(tables, ["checkpoints", "events", "executions", "exports", "file_hashes", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
 }
 
 #[test]
@@ -732,4 +732,39 @@ fn watch_status_is_replaced_whole_on_each_publish() {
     assert_eq!(h.watch_statuses().unwrap(), [row(2, 5)]);
     h.publish_watch_status(Vec::new()).unwrap();
     assert!(h.watch_statuses().unwrap().is_empty());
+}
+
+#[test]
+fn successes_are_found_by_their_input_path_through_the_index() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    let mk = |id: &str, image: &str, workflow_hash: &str, started: i64| NewExecution {
+        workflow_hash: workflow_hash.into(),
+        input: json!({"path": image, "outputDir": "/out"}),
+        started_at_ms: started,
+        ..new_exec(id)
+    };
+    for (id, image, wf, started, ok) in [
+        ("a", "/in/a.jpg", "wf", 100, true),
+        ("a-again", "/in/a.jpg", "wf", 300, true),
+        ("a-other-workflow", "/in/a.jpg", "other", 400, true),
+        ("a-failed", "/in/a.jpg", "wf", 500, false),
+        ("b", "/in/b.jpg", "wf", 600, true),
+        ("prefix", "/in/a.jpg.bak", "wf", 700, true),
+    ] {
+        h.create_execution(&mk(id, image, wf, started)).unwrap();
+        let outcome = if ok { Outcome::Succeeded(json!({})) } else { Outcome::Failed(Failure::new("E", "c")) };
+        h.finish_execution(id, &outcome).unwrap();
+    }
+    assert_eq!(h.succeeded_on_path("/in/a.jpg", "wf", 0).unwrap(), ["a-again", "a"]);
+    assert_eq!(h.succeeded_on_path("/in/a.jpg", "wf", 200).unwrap(), ["a-again"]);
+    assert!(h.succeeded_on_path("/in/c.jpg", "wf", 0).unwrap().is_empty());
+    let plan: Vec<String> = raw(&path)
+        .prepare("EXPLAIN QUERY PLAN SELECT id FROM executions WHERE status = 'SUCCEEDED' AND json_extract(input, '$.path') = 'x' AND workflow_hash = 'wf' AND started_at >= 0")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(plan.iter().any(|step| step.contains("executions_succeeded_by_input_path")), "{plan:?}");
 }
