@@ -71,7 +71,8 @@ export PIXELFLOW_REQUIRE_SYNC_SERVERS=1
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --workspace --exclude pixelflow-desktop --locked "$@" 2>&1 | tee "$log"
+# --no-fail-fast: every test binary runs, so the total below counts them all.
+cargo test --workspace --exclude pixelflow-desktop --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The desktop app in its own step (its build embeds ui/dist): Vitest, Playwright and WebDriver
 # suites, each printing a cargo-style `test result:` line that the total below counts.

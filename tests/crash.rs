@@ -40,6 +40,14 @@ fn long_workflow(log: &Path) -> Value {
     json!({"StartAt": "S0", "States": states})
 }
 
+/// TaskSucceeded events committed so far by the running execution.
+fn recorded_successes(sb: &Sandbox) -> usize {
+    let running = stdout_json(&sb.run(&["history", "list", "--json", "--status", "RUNNING"]));
+    let Some(id) = running.get(0).and_then(|r| r["id"].as_str()) else { return 0 };
+    let show = stdout_json(&sb.run(&["history", "show", id, "--json"]));
+    show["events"].as_array().map_or(0, |events| events.iter().filter(|e| e["kind"] == "TaskSucceeded").count())
+}
+
 fn lines(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_string).collect()
 }
@@ -96,8 +104,15 @@ fn killed_and_resumed_run_equals_uninterrupted_run() {
             assert!(child.try_wait().unwrap().is_none(), "round {round}: the process ended before the kill point");
             std::thread::sleep(Duration::from_millis(5));
         }
-        // Half a task later: the kill lands while the next task is working.
-        std::thread::sleep(Duration::from_secs_f64(TASK_SECONDS / 2.0));
+        // Kill once every task that wrote its line has its success recorded (the checkpoint is
+        // durable before the TaskSucceeded event): the kill then lands while the next tasks
+        // sleep before writing (TASK_SECONDS), whatever the machine's load. A task killed
+        // between its work and its checkpoint would rightly run again (steps are idempotent by
+        // design; this one is not, on purpose), so the test must not kill there.
+        while recorded_successes(&sb) < lines(&log).len() {
+            assert!(Instant::now() < deadline, "round {round}: the successes were never recorded");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         let running = stdout_json(&sb.run(&["history", "list", "--json", "--status", "RUNNING"]));
