@@ -175,17 +175,28 @@ struct FilterInput {
     naming: Option<String>,
     max_pixels: Option<u64>,
     background: Option<Value>,
+    #[serde(default)]
+    lossless: bool,
+    speed: Option<u8>,
+    icc: Option<String>,
 }
 
 /// `pixelflow:filter`: `{path, outputDir, filters: [{type, ...}], format?, quality?, naming?,
-/// maxPixels?, background?}` -> `{path, width, height, format, bytes}`. The filters and their
-/// exact semantics are documented in [`crate::filter`].
+/// maxPixels?, background?, lossless? (WebP), speed? (AVIF, 1-10), icc?: srgb|keep}` ->
+/// `{path, width, height, format, bytes}`. The filters and their exact semantics are
+/// documented in [`crate::filter`].
 pub fn run_filter(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value> {
     let raw: FilterInput = parse("filter", input)?;
     let mut options = FilterOptions::new(FilterChain::parse(&raw.filters)?);
     options.format = raw.format.as_deref().map(OutputFormat::parse).transpose()?;
     options.quality = raw.quality.unwrap_or(options.quality);
     options.max_pixels = raw.max_pixels.unwrap_or(options.max_pixels);
+    if raw.speed.is_some_and(|s| !(1..=10).contains(&s)) {
+        return Err(Error::invalid("speed must be 1 to 10"));
+    }
+    options.extras.lossless = raw.lossless;
+    options.extras.speed = raw.speed;
+    options.extras.icc = raw.icc.as_deref().map(IccPolicy::parse).transpose()?.unwrap_or_default();
     if let Some(bg) = &raw.background {
         options.background = parse_color(bg)?;
     }
@@ -338,6 +349,21 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, encode::encode(&img, &o).unwrap()).unwrap();
         p
+    }
+
+    #[test]
+    fn filter_writes_lossless_webp_and_checks_speed_like_resize() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = jpeg_file(dir.path(), "a.jpg", 24, 16);
+        let filters = json!([{"type": "invert"}]);
+        let png = run_filter(json!({"path": p, "outputDir": dir.path(), "filters": filters, "format": "png", "naming": "{stem}-png.{ext}"}), &|| false).unwrap();
+        let webp = run_filter(json!({"path": p, "outputDir": dir.path(), "filters": filters, "format": "webp", "lossless": true, "naming": "{stem}-lossless.{ext}"}), &|| false).unwrap();
+        let decoded = |out: &Value| image::open(out["path"].as_str().unwrap()).unwrap().to_rgb8();
+        assert_eq!(decoded(&png), decoded(&webp), "lossless WebP holds exactly the filtered pixels");
+        let lossy = run_filter(json!({"path": p, "outputDir": dir.path(), "filters": filters, "format": "webp", "quality": 10, "naming": "{stem}-lossy.{ext}"}), &|| false).unwrap();
+        assert_ne!(decoded(&png), decoded(&lossy), "without lossless, WebP is lossy (sharp's default)");
+        let err = run_filter(json!({"path": p, "outputDir": dir.path(), "filters": filters, "format": "avif", "speed": 11}), &|| false).unwrap_err();
+        assert!(err.to_string().contains("speed must be 1 to 10"), "{err}");
     }
 
     #[test]

@@ -118,7 +118,7 @@ use image::{DynamicImage, Rgba};
 use serde_json::Value;
 
 use crate::decode::{self, DecodeOptions, DEFAULT_MAX_PIXELS};
-use crate::encode::{self, Effort, EncodeOptions, OutputFormat};
+use crate::encode::{self, Effort, EncodeExtras, EncodeOptions, OutputFormat};
 use crate::error::{Error, Result};
 use crate::naming::{self, NameTemplate, NameVars};
 use crate::resize::refuse_overwriting_input;
@@ -453,6 +453,8 @@ pub struct FilterOptions {
     pub naming: NameTemplate,
     /// The most pixels the source may have (from its header, checked before decoding).
     pub max_pixels: u64,
+    /// Lossless WebP, AVIF speed, and the ICC policy (default: converted to sRGB), as for resize.
+    pub extras: EncodeExtras,
 }
 
 impl FilterOptions {
@@ -465,6 +467,7 @@ impl FilterOptions {
             background: Rgba([0, 0, 0, 255]),
             naming: NameTemplate::parse(DEFAULT_NAMING).expect("the default template parses"),
             max_pixels: DEFAULT_MAX_PIXELS,
+            extras: EncodeExtras::default(),
         }
     }
 }
@@ -513,7 +516,7 @@ pub fn filter_bytes_with(data: &[u8], options: &FilterOptions, should_stop: &dyn
         background: options.background,
         icc_profile: info.icc_profile.clone(),
     };
-    let data = encode::encode(&image, &encode_options)?;
+    let data = encode::encode_with(&image, &encode_options, &options.extras)?;
     Ok(Filtered { width: image.width(), height: image.height(), format, data })
 }
 
