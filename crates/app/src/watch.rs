@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify::event::{AccessKind, AccessMode};
-use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use pixelflow_engine::CancelToken;
 use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, WatchRule, WatchStatus};
 use serde_json::{json, Value};
@@ -655,10 +655,14 @@ enum Seen {
 /// Events come straight from notify, without a time-based debouncer: completeness is decided
 /// by [`discover`] (close-write, or size and mtime stable), which is what a debouncer's delay
 /// would only approximate, and a debouncer would add its timeout to every file's latency and
-/// wake up every tick while the folder is idle.
+/// wake up every tick while the folder is idle. Polling is [`discover`]'s own walk every
+/// interval, comparing each file's (size, mtime in ns) with what was done: notify's
+/// PollWatcher compares whole seconds of mtime and so misses a file rewritten within the
+/// second it was last seen.
 enum FolderWatcher {
     Events(#[allow(dead_code)] RecommendedWatcher),
-    Polling(#[allow(dead_code)] PollWatcher),
+    /// Keeps discovery's event channel open; nothing sends on it.
+    Polling(#[allow(dead_code)] SyncSender<Seen>),
 }
 
 impl FolderWatcher {
@@ -678,11 +682,7 @@ impl FolderWatcher {
                 Err(e) => return Err(format!("cannot watch {}: {e}", rule.folder.display())),
             }
         }
-        let every = lock(&shared.poll).unwrap_or(POLL_EVERY);
-        let mut w = PollWatcher::new(event_handler(events.clone(), refused.clone()), notify::Config::default().with_poll_interval(every))
-            .map_err(|e| format!("cannot poll {}: {e}", rule.folder.display()))?;
-        w.watch(&rule.folder, mode).map_err(|e| format!("cannot poll {}: {e}", rule.folder.display()))?;
-        Ok(FolderWatcher::Polling(w))
+        Ok(FolderWatcher::Polling(events.clone()))
     }
 }
 
@@ -754,6 +754,23 @@ fn walk(rule: &Active, dir: &Path, pending: &mut HashMap<PathBuf, Watching>, now
     found
 }
 
+/// One look of polling: the wanted files under the folder that are new or changed since they
+/// were done (size or mtime in ns), and not already pending or queued, become pending.
+fn poll(rule: &Active, shared: &Shared, pending: &mut HashMap<PathBuf, Watching>, now: Instant) {
+    let mut found = HashMap::new();
+    walk(rule, &rule.folder, &mut found, now);
+    let done = lock(&shared.done);
+    let queued = lock(&shared.queued);
+    for (path, watching) in found {
+        if pending.contains_key(&path) || queued.contains(&path) {
+            continue;
+        }
+        if stat(&path).is_some_and(|st| done.get(&path) != Some(&st)) {
+            pending.insert(path, watching);
+        }
+    }
+}
+
 /// Catch-up scan, then events; hands complete files to the workers.
 fn discover(rule: &Active, shared: &Shared, events: &Receiver<Seen>, work: SyncSender<(PathBuf, Stat)>, stop: &CancelToken, refused: &AtomicBool) -> Result<(), String> {
     let mut pending: HashMap<PathBuf, Watching> = HashMap::new();
@@ -761,7 +778,14 @@ fn discover(rule: &Active, shared: &Shared, events: &Receiver<Seen>, work: SyncS
     tracing::debug!(rule = %rule.name(), files = found, "catch-up scan");
 
     let mut folder_checked = Instant::now();
+    let mut polled = Instant::now();
     while !stop.is_cancelled() {
+        if let Some(every) = *lock(&shared.poll) {
+            if polled.elapsed() >= every {
+                polled = Instant::now();
+                poll(rule, shared, &mut pending, polled);
+            }
+        }
         // New events: wait for one when there is nothing else to do, else until the next look
         // at a pending file is due.
         let wait = pending.values().map(|w| w.next_check).min().map_or(Duration::from_millis(200), |t| t.saturating_duration_since(Instant::now()).min(Duration::from_millis(200)));
