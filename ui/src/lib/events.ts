@@ -1,6 +1,6 @@
 // Event reduction: an execution's recorded events -> the status of each state (for the graph)
 // and, for Map states, how many items are pending, running, succeeded and failed.
-import type { ExecutionStatus, StoredEvent } from './types';
+import type { ExecutionDetail, ExecutionStatus, StoredEvent } from './types';
 
 export type StateStatus = 'running' | 'succeeded' | 'failed' | 'caught';
 
@@ -103,4 +103,21 @@ export function describeEvent(e: StoredEvent): string {
   if (typeof d.index === 'number') return `item ${d.index}`;
   if (typeof d.length === 'number') return `${d.length} items`;
   return '';
+}
+
+/** What an execution's graph shows: its definition (null when not valid JSON) and the status of
+ *  each state and Map from its events. Shared by the history view and the live run graph. */
+export function executionGraph(detail: ExecutionDetail | null): {
+  definition: unknown;
+  states: Record<string, StateRun>;
+  maps: Record<string, MapCounts>;
+} {
+  if (!detail) return { definition: null, states: {}, maps: {} };
+  let definition: unknown = null;
+  try {
+    definition = JSON.parse(detail.execution.definition);
+  } catch {
+    definition = null;
+  }
+  return { definition, ...reduceEvents(detail.events, detail.execution.status) };
 }
