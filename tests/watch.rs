@@ -647,3 +647,83 @@ fn a_folder_of_photos_moved_into_a_recursive_rule_is_processed() {
     assert_jpeg(&sb.path().join("out/b.jpg"));
     stop_service(service);
 }
+
+#[test]
+fn a_watched_folder_deleted_and_recreated_while_running_is_served_again() {
+    // A removable or network volume going away and coming back looks the same to the service.
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    let id = add_rule(&sb, &[]);
+    let service = start_service(&sb);
+    wait_until(&sb, "the rule served", || rule_status(&sb, id)["state"] == "active");
+    let before = drop_distinct_jpegs(&folder, "before", 1);
+    wait_until(&sb, "the first photo processed", || succeeded(&sb, "before-") == 1);
+
+    std::fs::remove_dir_all(&folder).unwrap();
+    wait_until(&sb, "the rule's error state", || {
+        let status = rule_status(&sb, id);
+        status["state"] == "error" && status["lastError"].as_str().is_some_and(|e| e.contains("missing"))
+    });
+
+    std::fs::create_dir_all(&folder).unwrap();
+    let after = drop_distinct_jpegs(&folder, "after", 2);
+    wait_until(&sb, "the photos dropped after the folder came back processed", || succeeded(&sb, "after-") == 2);
+    let status = rule_status(&sb, id);
+    assert_eq!(status["state"], "active", "{status}");
+    assert_eq!(status["lastError"], Value::Null, "{status}");
+    stop_service(service);
+    assert_each_processed_once(&sb, &[before, after].concat());
+}
+
+#[test]
+fn awkward_names_and_a_symlink_loop_neither_stop_nor_confuse_the_service() {
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(folder.join("loop")).unwrap();
+    // A link back to its own parent: a walk that followed it would never end.
+    std::os::unix::fs::symlink(&folder, folder.join("loop/again")).unwrap();
+    let present = folder.join("loop/present before start.jpg");
+    std::fs::copy(data("rotated-6.jpg"), &present).unwrap();
+    let id = add_rule(&sb, &["--recursive"]);
+    let service = start_service(&sb);
+    wait_until(&sb, "the rule served", || rule_status(&sb, id)["state"] == "active");
+
+    let base = std::fs::read(data("rotated-6.jpg")).unwrap();
+    let names = ["with space.jpg", "ünïcödé 写真.jpg", "new\nline.jpg", "-leading-dash.jpg", "quote's \"and\" semi;colon.jpg"];
+    let mut inputs = vec![present];
+    for (i, name) in names.iter().enumerate() {
+        let mut bytes = base.clone();
+        bytes.extend_from_slice(format!("awkward-{i}").as_bytes());
+        let path = folder.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        inputs.push(path);
+    }
+    wait_until(&sb, "every awkwardly named photo processed", || executions_by_path(&sb).values().filter(|s| s.iter().any(|s| s == "SUCCEEDED")).count() == inputs.len());
+    let status = rule_status(&sb, id);
+    assert_eq!(status["state"], "active", "the service goes on: {status}");
+    stop_service(service);
+    assert_each_processed_once(&sb, &inputs);
+    // One thumbnail per photo; none outside the output folder.
+    assert_eq!(count_files(&sb.path().join("out")), inputs.len());
+}
+
+#[test]
+fn a_photo_renamed_inside_the_watched_folder_is_not_processed_again() {
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(folder.join("sorted")).unwrap();
+    let id = add_rule(&sb, &["--recursive"]);
+    let service = start_service(&sb);
+    wait_until(&sb, "the rule served", || rule_status(&sb, id)["state"] == "active");
+    let first = drop_distinct_jpegs(&folder, "shot", 1).remove(0);
+    wait_until(&sb, "the photo processed", || succeeded(&sb, "shot-") == 1);
+
+    // Renamed, then moved into a subfolder: the same content under new names.
+    let renamed = folder.join("holiday.jpg");
+    std::fs::rename(&first, &renamed).unwrap();
+    std::fs::rename(&renamed, folder.join("sorted/holiday.jpg")).unwrap();
+    wait_until(&sb, "the moved photo recognised as processed", || rule_status(&sb, id)["skipped"].as_u64() >= Some(1));
+    stop_service(service);
+    assert_each_processed_once(&sb, &[first]);
+}
