@@ -760,9 +760,9 @@ fn successes_are_found_by_their_input_path_through_the_index() {
     assert_eq!(h.succeeded_on_path("/in/a.jpg", "wf", 200).unwrap(), ["a-again"]);
     assert!(h.succeeded_on_path("/in/c.jpg", "wf", 0).unwrap().is_empty());
     let plan: Vec<String> = raw(&path)
-        .prepare("EXPLAIN QUERY PLAN SELECT id FROM executions WHERE status = 'SUCCEEDED' AND json_extract(input, '$.path') = 'x' AND workflow_hash = 'wf' AND started_at >= 0")
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", executions::SUCCEEDED_ON_PATH))
         .unwrap()
-        .query_map([], |r| r.get::<_, String>(3))
+        .query_map(rusqlite::params!["x", "wf", 0], |r| r.get::<_, String>(3))
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
