@@ -727,3 +727,50 @@ fn a_photo_renamed_inside_the_watched_folder_is_not_processed_again() {
     stop_service(service);
     assert_each_processed_once(&sb, &[first]);
 }
+
+#[test]
+fn an_unreadable_photo_becomes_a_failed_execution_with_its_reason_and_the_service_goes_on() {
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    let id = add_rule(&sb, &[]);
+    // Root reads any file whatever its mode; without the two DAC capabilities it obeys them
+    // like any user (CI runs as root).
+    let service = if running_as_root() {
+        let log = std::fs::File::create(sb.path().join("service-0.log")).unwrap();
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--bounding-set=-dac_override,-dac_read_search", env!("CARGO_BIN_EXE_pixelflow"), "--data-dir", s(&sb.data_dir()), "watch", "run"])
+            .env("PIXELFLOW_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        KillOnDrop::spawn(cmd)
+    } else {
+        start_service(&sb)
+    };
+    wait_until(&sb, "the rule served", || rule_status(&sb, id)["state"] == "active");
+
+    let locked = folder.join("locked.jpg");
+    std::fs::copy(data("rotated-6.jpg"), folder.join("locked.part")).unwrap();
+    std::fs::set_permissions(folder.join("locked.part"), std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    std::fs::rename(folder.join("locked.part"), &locked).unwrap();
+    wait_until(&sb, "the unreadable photo's failed execution", || executions(&sb, "locked.jpg").iter().any(|e| e["status"] == "FAILED"));
+    let readable = drop_distinct_jpegs(&folder, "readable", 1);
+    wait_until(&sb, "the next photo processed", || succeeded(&sb, "readable-") == 1);
+    stop_service(service);
+
+    let failed = executions(&sb, "locked.jpg");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let shown = sb.run(&["history", "show", failed[0]["id"].as_str().unwrap(), "--json"]);
+    let cause = stdout_json(&shown)["execution"]["cause"].as_str().unwrap_or_default().to_lowercase();
+    assert!(cause.contains("permission denied"), "the reason names the problem: {cause}");
+    assert_eq!(std::fs::metadata(&locked).unwrap().len(), std::fs::metadata(data("rotated-6.jpg")).unwrap().len(), "the original is untouched");
+    let by_path = executions_by_path(&sb);
+    assert_eq!(by_path.get(s(&readable[0])).cloned().unwrap_or_default(), ["SUCCEEDED"], "{by_path:?}");
+    assert_eq!(by_path.get(s(&locked)).cloned().unwrap_or_default(), ["FAILED"], "{by_path:?}");
+    assert_eq!(by_path.len(), 2, "{by_path:?}");
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}

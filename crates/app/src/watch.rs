@@ -929,8 +929,14 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
         app.history().remember_file_hashes(vec![learned])?;
     }
     let Some(hash) = hashed.hash else {
-        tracing::debug!(path = %path.display(), "gone or unreadable before it could be processed");
-        return Ok(());
+        if matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+            tracing::debug!(path = %path.display(), "gone before it could be processed");
+            return Ok(());
+        }
+        // There but unreadable (permission denied, an I/O error): run the workflow anyway, so
+        // the reason lands in the history as a failed execution instead of a silent skip.
+        // Without a content hash nothing is cached; the file is looked at again once it changes.
+        return run_workflow(app, rule, shared, path, None, cancel);
     };
     if app.history().cached_result(&hash, &rule.workflow.hash)?.is_some() {
         tracing::debug!(path = %path.display(), "already processed by this workflow");
@@ -947,16 +953,30 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
         shared.processed.fetch_add(1, Ordering::Relaxed);
         return record_success(app, rule, path, &hash, output, id);
     }
+    run_workflow(app, rule, shared, path, Some(hash), cancel)
+}
+
+/// One execution of the rule's workflow on `path`, and its bookkeeping: the results cache
+/// (when the content `hash` is known), the counters, moving the original.
+fn run_workflow(app: &App, rule: &Active, shared: &Shared, path: &Path, hash: Option<String>, cancel: &CancelToken) -> Result<()> {
     let input = json!({ "path": path, "outputDir": rule.out });
     let result = execution::start(app, &rule.workflow, input, None, cancel)?;
     match result.finished {
         Finished::Succeeded(output) => {
             tracing::info!(execution = %result.id, path = %path.display(), "done");
             shared.processed.fetch_add(1, Ordering::Relaxed);
-            record_success(app, rule, path, &hash, output, result.id)?;
+            match hash {
+                Some(hash) => record_success(app, rule, path, &hash, output, result.id)?,
+                None if rule.on_success == OriginalAction::Move => {
+                    move_aside(&rule.folder, path, DONE_DIR)?;
+                }
+                None => {}
+            }
         }
         Finished::Failed(f) | Finished::TimedOut(f) => {
-            lock(&shared.failed).insert(hash);
+            if let Some(hash) = hash {
+                lock(&shared.failed).insert(hash);
+            }
             shared.failed_count.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(execution = %result.id, path = %path.display(), error = %f, "failed");
             if rule.on_failure == OriginalAction::Move {
