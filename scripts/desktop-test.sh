@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The desktop app's tests (run by test.sh): builds the UI and the debug `pixelflow-desktop` once,
 # then runs the UI's unit tests (Vitest), the built UI in headless Chromium with the IPC mocked
-# (Playwright), and the real app under Xvfb through WebDriver (tauri-driver, WebKitWebDriver).
+# (Playwright), the shell's own Rust tests (the keychain, which CI does not have), and the real
+# app under Xvfb through WebDriver (tauri-driver, WebKitWebDriver; its export goes to moto).
 # Each suite prints one cargo-style `test result:` line, which test.sh adds to its total.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +28,8 @@ suite() { # suite NAME PROJECT [launcher...]
   node ui/scripts/summary.mjs "$reports/$project.json" "$name" || status=1
 }
 export PIXELFLOW_CHROMIUM PIXELFLOW_DESKTOP_BIN PIXELFLOW_TAURI_DRIVER PIXELFLOW_REQUIRE_DESKTOP_E2E=1
+# The Export view's end-to-end test sends to moto, which test.sh installs for the sync tests.
+export PIXELFLOW_MOTO=${PIXELFLOW_MOTO:-$HOME/.cache/pixelflow/test-venv/bin/moto_server}
 PIXELFLOW_CHROMIUM=$(command -v chromium)
 PIXELFLOW_DESKTOP_BIN=$CARGO_TARGET_DIR/debug/pixelflow-desktop
 PIXELFLOW_TAURI_DRIVER=$tools/bin/tauri-driver
@@ -35,5 +38,7 @@ PIXELFLOW_TAURI_DRIVER=$tools/bin/tauri-driver
 suite "ui unit" unit
 suite "ui browser (mocked IPC)" browser
 suite "desktop app (WebDriver)" app xvfb-run -a -s "-screen 0 1280x860x24"
+# The shell's Rust tests (not in test.sh's workspace run, which leaves this crate out).
+cargo test -p pixelflow-desktop --locked || status=1
 echo "desktop: screenshots in ui/test-output/" >&2
 exit "$status"

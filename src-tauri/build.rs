@@ -19,6 +19,15 @@ fn main() {
         "watch_set_paused",
         "watch_remove",
         "doctor",
+        "execution_events",
+        "get_settings",
+        "set_settings",
+        "list_profiles",
+        "save_profile",
+        "remove_profile",
+        "export_preview",
+        "start_export",
+        "cancel_export",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest)).expect("tauri-build failed");
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use pixelflow_app::batch::{self, BatchOptions};
-use pixelflow_app::desktop::{self, ImageFiles, RunMessage, WorkflowEntry};
+use pixelflow_app::desktop::{self, DesktopSettings, ExportMessage, ExportRequest, ImageFiles, RunMessage, RunReport, WorkflowEntry};
+use pixelflow_app::export::ExportReport;
+use pixelflow_app::profiles::{self, CloudProfile, ProfileEntry, Saved};
 use pixelflow_app::doctor::{self, Check};
 use pixelflow_app::execution;
 use pixelflow_app::watch::{self, RuleSpec, RuleStatus};
@@ -135,12 +137,28 @@ pub async fn start_run<R: Runtime>(
             // The window may be gone; the batch still finishes and is in the history.
             let _ = on_progress.send(m);
         };
-        if let Err(e) = desktop::run_batch(&app, &workflow, inputs, &opts, sink, &cancel) {
-            tracing::warn!(error = %e, run = %run_id, "a batch failed");
+        match desktop::run_batch(&app, &workflow, inputs, &opts, sink, &cancel) {
+            Ok(report) => notify_finished(&handle, &workflow.name, &report),
+            Err(e) => tracing::warn!(error = %e, run = %run_id, "a batch failed"),
         }
         handle.state::<Desktop>().runs.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
     });
     Ok(started)
+}
+
+/// Tells the desktop that a batch finished, when the person may not be looking: the window is
+/// not focused, or the batch was long. Without a notification daemon (CI under Xvfb) nothing
+/// shows and nothing fails: the plugin sends it on its own task and drops the error.
+fn notify_finished<R: Runtime>(handle: &AppHandle<R>, workflow: &str, report: &RunReport) {
+    use tauri_plugin_notification::NotificationExt;
+    let focused = handle.get_webview_window("main").and_then(|w| w.is_focused().ok()).unwrap_or(false);
+    if !desktop::should_notify(focused, report) {
+        return;
+    }
+    let (title, body) = desktop::finished_notice(workflow, report);
+    if let Err(e) = handle.notification().builder().title(title).body(body).show() {
+        tracing::debug!(error = %e, "no notification");
+    }
 }
 
 /// Stops a batch cleanly: what finished is kept, and running it again continues.
@@ -176,27 +194,33 @@ pub async fn list_executions(state: State<'_, Desktop>, filter: ListFilter) -> R
     Ok(state.app.history().list_executions(&filter)?)
 }
 
-/// The most events [`execution_detail`] returns (a batch of thousands of images records many).
-const MAX_EVENTS: usize = 5000;
+/// The events [`execution_detail`] returns at first, and the most one [`execution_events`]
+/// page holds (a batch of thousands of images records many; the UI loads more on demand).
+const EVENTS_PAGE: usize = 2000;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionDetail {
     execution: ExecutionRecord,
+    /// The first events (at most [`EVENTS_PAGE`]); `execution_events` pages on.
     events: Vec<StoredEvent>,
-    /// More events than [`MAX_EVENTS`] were recorded; the first ones are returned.
-    events_truncated: bool,
+    /// How many events the execution recorded.
+    events_total: usize,
     files: Vec<ImageFiles>,
+}
+
+fn not_found(id: &str) -> CommandError {
+    CommandError::from(pixelflow_app::Error::NotFound(format!("no execution '{id}'")))
 }
 
 /// One execution (an id or a unique prefix), its event timeline and the files it read and wrote.
 #[tauri::command]
 pub async fn execution_detail<R: Runtime>(handle: AppHandle<R>, state: State<'_, Desktop>, id: String) -> Result<ExecutionDetail> {
     let history = state.app.history();
-    let execution = history.execution(&id)?.ok_or_else(|| CommandError::from(pixelflow_app::Error::NotFound(format!("no execution '{id}'"))))?;
+    let execution = history.execution(&id)?.ok_or_else(|| not_found(&id))?;
     let mut events = history.events(&execution.id)?;
-    let events_truncated = events.len() > MAX_EVENTS;
-    events.truncate(MAX_EVENTS);
+    let events_total = events.len();
+    events.truncate(EVENTS_PAGE);
     let files = desktop::execution_files(&execution);
     let scope = handle.asset_protocol_scope();
     for f in &files {
@@ -206,7 +230,16 @@ pub async fn execution_detail<R: Runtime>(handle: AppHandle<R>, state: State<'_,
             }
         }
     }
-    Ok(ExecutionDetail { execution, events, events_truncated, files })
+    Ok(ExecutionDetail { execution, events, events_total, files })
+}
+
+/// A page of an execution's events: `limit` (at most [`EVENTS_PAGE`]) from `offset`.
+#[tauri::command]
+pub async fn execution_events(state: State<'_, Desktop>, id: String, offset: usize, limit: Option<usize>) -> Result<Vec<StoredEvent>> {
+    let history = state.app.history();
+    let execution = history.execution(&id)?.ok_or_else(|| not_found(&id))?;
+    let limit = limit.unwrap_or(EVENTS_PAGE).min(EVENTS_PAGE);
+    Ok(history.events(&execution.id)?.into_iter().skip(offset).take(limit).collect())
 }
 
 /// The review queue: tasks waiting on `.waitForTaskToken`, oldest first (`pixelflow task list`).
@@ -323,4 +356,85 @@ pub async fn watch_remove(state: State<'_, Desktop>, id: i64) -> Result<()> {
 #[tauri::command]
 pub async fn doctor(state: State<'_, Desktop>) -> Result<Vec<Check>> {
     Ok(doctor::run(&state.app))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingsView {
+    settings: DesktopSettings,
+    /// The `gpu` line of `pixelflow doctor`: the adapter `auto` and `gpu` would use.
+    gpu: Option<Check>,
+}
+
+#[tauri::command]
+pub async fn get_settings(state: State<'_, Desktop>) -> Result<SettingsView> {
+    let gpu = doctor::run(&state.app).into_iter().find(|c| c.part == "gpu");
+    Ok(SettingsView { settings: desktop::load_settings(&state.app), gpu })
+}
+
+/// Saves the settings; the GPU choice applies to the next filter step that starts.
+#[tauri::command]
+pub async fn set_settings(state: State<'_, Desktop>, settings: DesktopSettings) -> Result<DesktopSettings> {
+    desktop::save_settings(&state.app, &settings)?;
+    state.device.set(&settings.device);
+    Ok(settings)
+}
+
+#[tauri::command]
+pub async fn list_profiles(state: State<'_, Desktop>) -> Result<Vec<ProfileEntry>> {
+    Ok(profiles::list(&state.app, state.keychain.as_ref())?)
+}
+
+/// Saves a profile; `secret` (when given) goes to the OS keychain and nowhere else.
+#[tauri::command]
+pub async fn save_profile(state: State<'_, Desktop>, profile: CloudProfile, secret: Option<String>) -> Result<Saved> {
+    Ok(profiles::save(&state.app, &profile, secret.as_deref(), state.keychain.as_ref())?)
+}
+
+#[tauri::command]
+pub async fn remove_profile(state: State<'_, Desktop>, name: String) -> Result<()> {
+    Ok(profiles::remove(&state.app, &name, state.keychain.as_ref())?)
+}
+
+/// What an export would send where (`pixelflow export --dry-run`): nothing is sent.
+#[tauri::command]
+pub async fn export_preview(state: State<'_, Desktop>, request: ExportRequest) -> Result<ExportReport> {
+    let mut options = desktop::export_options(&state.app, &request)?;
+    options.dry_run = true;
+    Ok(pixelflow_app::export::run(&state.app, &options, &CancelToken::new())?)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportStarted {
+    export_id: String,
+}
+
+/// Sends the outputs of the chosen executions to a profile's destination (`pixelflow export`).
+/// Returns at once; progress and each object's result arrive on `on_progress`.
+#[tauri::command]
+pub async fn start_export<R: Runtime>(handle: AppHandle<R>, state: State<'_, Desktop>, request: ExportRequest, on_progress: Channel<ExportMessage>) -> Result<ExportStarted> {
+    let options = desktop::export_options(&state.app, &request)?;
+    let app = state.app.clone();
+    let export_id = format!("export-{}", state.next_run.fetch_add(1, Ordering::Relaxed));
+    let cancel = CancelToken::new();
+    state.exports.lock().unwrap_or_else(|e| e.into_inner()).insert(export_id.clone(), cancel.clone());
+    let id = export_id.clone();
+    std::thread::spawn(move || {
+        let sink = move |m: ExportMessage| {
+            let _ = on_progress.send(m);
+        };
+        if let Err(e) = desktop::run_export(&app, &options, sink, &cancel) {
+            tracing::warn!(error = %e, export = %id, "an export failed");
+        }
+        handle.state::<Desktop>().exports.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    });
+    Ok(ExportStarted { export_id })
+}
+
+/// Stops an export: files not started are not sent; running it again sends only what is missing.
+#[tauri::command]
+pub async fn cancel_export(state: State<'_, Desktop>, export_id: String) -> Result<bool> {
+    let exports = state.exports.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(exports.get(&export_id).map(CancelToken::cancel).is_some())
 }

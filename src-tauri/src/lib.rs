@@ -10,12 +10,15 @@
 
 mod commands;
 mod error;
+pub mod keychain;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use pixelflow_app::desktop::{self, DeviceDefault};
+use pixelflow_app::profiles::Keychain;
 use pixelflow_app::{App, DataDir};
 use pixelflow_engine::CancelToken;
 use tauri::Manager;
@@ -32,12 +35,29 @@ pub struct Desktop {
     pub service_note: Mutex<Option<String>>,
     /// Set once the app started closing.
     pub exiting: AtomicBool,
+    /// The filter steps' default device (Settings), read by the steps of `app`.
+    pub device: DeviceDefault,
+    /// Where cloud profile secrets live.
+    pub keychain: Box<dyn Keychain>,
+    /// The cancel token of each export under way, by export id.
+    pub exports: Mutex<HashMap<String, CancelToken>>,
 }
 
 impl Desktop {
+    /// The app with the saved settings applied (the GPU setting reaches its filter steps), and
+    /// the OS keychain.
     pub fn new(app: App) -> Self {
+        Desktop::with_keychain(app, Box::new(keychain::OsKeychain))
+    }
+
+    pub fn with_keychain(app: App, keychain: Box<dyn Keychain>) -> Self {
+        let device = DeviceDefault::new(&desktop::load_settings(&app).device);
+        let app = desktop::with_device_default(app, &device);
         Desktop {
             app,
+            device,
+            keychain,
+            exports: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
             next_run: AtomicU64::new(1),
             service: CancelToken::new(),
@@ -51,6 +71,7 @@ impl Desktop {
 pub fn run_app<R: tauri::Runtime>(builder: tauri::Builder<R>, desktop: Desktop) -> tauri::Builder<R> {
     builder
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
         .manage(desktop)
         .setup(|app| {
             let desktop = app.state::<Desktop>();
@@ -80,6 +101,15 @@ pub fn run_app<R: tauri::Runtime>(builder: tauri::Builder<R>, desktop: Desktop) 
             commands::watch_set_paused,
             commands::watch_remove,
             commands::doctor,
+            commands::execution_events,
+            commands::get_settings,
+            commands::set_settings,
+            commands::list_profiles,
+            commands::save_profile,
+            commands::remove_profile,
+            commands::export_preview,
+            commands::start_export,
+            commands::cancel_export,
         ])
 }
 
@@ -122,6 +152,7 @@ pub fn run() -> std::process::ExitCode {
                         return;
                     }
                     runs.values().for_each(CancelToken::cancel);
+                    desktop.exports.lock().unwrap_or_else(|e| e.into_inner()).values().for_each(CancelToken::cancel);
                     api.prevent_exit();
                     let handle = handle.clone();
                     std::thread::spawn(move || {

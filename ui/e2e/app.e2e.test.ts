@@ -5,7 +5,7 @@
 // test-output/app/. scripts/test.sh runs it under xvfb-run with PIXELFLOW_REQUIRE_DESKTOP_E2E=1;
 // elsewhere it is skipped when the binary, tauri-driver or a display is missing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -18,10 +18,13 @@ const ui = join(dirname(fileURLToPath(import.meta.url)), '..');
 const shots = join(ui, 'test-output', 'app');
 const bin = process.env.PIXELFLOW_DESKTOP_BIN ?? '';
 const driver = process.env.PIXELFLOW_TAURI_DRIVER ?? 'tauri-driver';
-const ready = Boolean(bin && existsSync(bin) && process.env.DISPLAY);
+// The S3 server the Export view sends to: moto (scripts/test.sh installs it for the sync tests).
+const moto = process.env.PIXELFLOW_MOTO ?? '';
+const ready = Boolean(bin && existsSync(bin) && process.env.DISPLAY && moto && existsSync(moto));
 if (!ready && process.env.PIXELFLOW_REQUIRE_DESKTOP_E2E === '1') {
-  throw new Error(`the desktop end-to-end test needs PIXELFLOW_DESKTOP_BIN (${bin || 'unset'}) and a DISPLAY (${process.env.DISPLAY ?? 'unset'})`);
+  throw new Error(`the desktop end-to-end test needs PIXELFLOW_DESKTOP_BIN (${bin || 'unset'}), a DISPLAY (${process.env.DISPLAY ?? 'unset'}) and PIXELFLOW_MOTO (${moto || 'unset'})`);
 }
+const BUCKET = 'pixelflow-e2e';
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -35,6 +38,8 @@ const freePort = () =>
 let data = '';
 let photos = '';
 let tauriDriver: ChildProcess | undefined;
+let motoServer: ChildProcess | undefined;
+let s3 = '';
 let session: Session;
 let driverLog = '';
 
@@ -60,10 +65,30 @@ describe.skipIf(!ready)('the desktop app (real binary, WebDriver)', () => {
     writeFileSync(join(data, 'to-review', 'first.png'), png(200, 150, 60));
     writeFileSync(join(data, 'to-review', 'second.png'), png(150, 200, 180));
 
+    const motoPort = await freePort();
+    motoServer = spawn(moto, ['-H', '127.0.0.1', '-p', String(motoPort)], { stdio: 'ignore' });
+    s3 = `http://127.0.0.1:${motoPort}`;
+    for (let i = 0; ; i++) {
+      try {
+        // moto takes unsigned requests: the bucket the export fills.
+        if ((await fetch(`${s3}/${BUCKET}`, { method: 'PUT' })).ok) break;
+      } catch {
+        /* not listening yet */
+      }
+      if (i > 300) throw new Error('moto did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // The Workflow view's "Export" downloads the file: WebKit saves it in the XDG download dir.
+    mkdirSync(join(data, 'config'));
+    mkdirSync(join(data, 'downloads'));
+    writeFileSync(join(data, 'config', 'user-dirs.dirs'), `XDG_DOWNLOAD_DIR="${join(data, 'downloads')}"\n`);
+
     const port = await freePort();
     const nativePort = await freePort();
+    // The app finds S3 credentials where the CLI does (no keychain here): the environment.
+    const cloud = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_REGION: 'us-east-1', AWS_SHARED_CREDENTIALS_FILE: join(data, 'none'), AWS_CONFIG_FILE: join(data, 'none') };
     tauriDriver = spawn(driver, ['--port', String(port), '--native-port', String(nativePort)], {
-      env: { ...process.env, PIXELFLOW_DATA_DIR: join(data, 'pixelflow'), PIXELFLOW_LOG: 'warn' },
+      env: { ...process.env, ...cloud, XDG_CONFIG_HOME: join(data, 'config'), PIXELFLOW_DATA_DIR: join(data, 'pixelflow'), PIXELFLOW_LOG: 'warn' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     tauriDriver.stdout?.on('data', (d) => (driverLog += d));
@@ -101,6 +126,7 @@ describe.skipIf(!ready)('the desktop app (real binary, WebDriver)', () => {
   afterAll(async () => {
     await session?.close();
     tauriDriver?.kill('SIGTERM');
+    motoServer?.kill('SIGTERM');
     if (data && !process.env.PIXELFLOW_KEEP_E2E_DATA) rmSync(data, { recursive: true, force: true });
   });
 
@@ -197,6 +223,68 @@ describe.skipIf(!ready)('the desktop app (real binary, WebDriver)', () => {
     await click('nav [data-view=settings]');
     await session.waitFor('the machine checks', 'return document.body.textContent.includes("schema version")');
     await shot('settings');
+  });
+
+  it('exports the outputs to S3 (moto) with a cloud profile: preview, progress, results', async () => {
+    const setValue = 'const e = document.querySelector(arguments[0]); e.value = arguments[1]; e.dispatchEvent(new Event(e.tagName === "SELECT" ? "change" : "input", {bubbles: true})); return true';
+    await click('nav [data-view=settings]');
+    await session.waitFor('the profiles', 'return document.querySelector("[data-testid=profiles]")');
+    // CI has no keychain: the app says so, and the profile is saved without a secret.
+    expect(await click('[data-testid=profiles] button')).toBe(true);
+    await session.waitFor('the profile form', 'return document.querySelector("form[aria-label=\'Cloud profile\'] input[name=name]")');
+    for (const [field, value] of [['name', 'moto'], ['bucket', BUCKET], ['prefix', 'e2e/{variant}'], ['endpoint', s3], ['region', 'us-east-1'], ['accessKeyId', 'testing']]) {
+      expect(await session.execute(setValue, `form[aria-label='Cloud profile'] input[name=${field}]`, value)).toBe(true);
+    }
+    await session.execute(setValue, "form[aria-label='Cloud profile'] input[type=password]", 'not-a-real-secret');
+    expect(await click("form[aria-label='Cloud profile'] button.primary")).toBe(true);
+    await session.waitFor('the saved profile', 'return document.querySelector("tr[data-profile=moto]")');
+    const secretCell = await session.execute<string>('return document.querySelector("tr[data-profile=moto]").textContent');
+    expect(secretCell).toMatch(/keychain unavailable|in the keychain/);
+    await shot('settings-profiles');
+
+    await click('nav [data-view=export]');
+    await session.waitFor('the executions', 'return document.querySelectorAll("tr[data-export-row]").length >= 1');
+    // The dropped batch: the one image-pipeline execution.
+    const batch = await session.execute<string>('const r = [...document.querySelectorAll("tr[data-export-row]")].find((x) => x.textContent.includes("image-pipeline")); if (!r) return ""; r.click(); return r.dataset.exportRow');
+    expect(batch).not.toBe('');
+    await session.waitFor('the destination', 'return document.querySelector("[data-testid=destination]")?.textContent.includes("s3://pixelflow-e2e/e2e/{variant}")');
+    expect(await click('.side .actions button:nth-of-type(1)')).toBe(true);
+    const planned = await session.waitFor<number>('the preview', 'return document.querySelectorAll("[data-testid=preview] tr[data-key]").length');
+    expect(planned).toBeGreaterThanOrEqual(3);
+    expect(await session.execute<string>('return document.querySelector("[data-testid=export-summary]").textContent')).toBe(`${planned} to send`);
+    expect(await click('.side .actions button.primary')).toBe(true);
+    await session.waitFor('the export to finish', 'const e = document.querySelector("[data-export]"); return e && (e.dataset.phase === "finished" || e.dataset.phase === "failed") && e.dataset.phase', 60_000);
+    const summary = await session.execute<string>('return document.querySelector("[data-testid=export-summary]").textContent + " | " + (document.querySelector("[data-export] .error-box")?.textContent ?? "")');
+    expect(summary).toBe(`${planned} uploaded | `);
+    expect(await session.execute('return document.querySelector("[data-export]").dataset.phase')).toBe('finished');
+    await shot('export');
+    // The objects are in the bucket, under the profile's prefix.
+    const listing = await (await fetch(`${s3}/${BUCKET}?list-type=2&prefix=e2e/`)).text();
+    const keys = [...listing.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]);
+    expect(keys.length).toBe(planned);
+    const shown = await session.execute<string[]>('return [...document.querySelectorAll("[data-testid=results] tr[data-key]")].map((r) => r.dataset.key)');
+    expect([...shown].sort()).toEqual([...keys].sort());
+    // Again: nothing changed, nothing is sent.
+    expect(await click('.side .actions button.primary')).toBe(true);
+    await session.waitFor('the second export', 'return document.querySelector("[data-testid=export-summary]")?.textContent.includes("unchanged")', 60_000);
+    expect(await session.execute<string>('return document.querySelector("[data-testid=export-summary]").textContent')).toBe(`0 uploaded, ${planned} unchanged`);
+    await session.execute('document.documentElement.dataset.theme = "dark"; return true');
+    await shot('export-dark');
+    await session.execute('document.documentElement.dataset.theme = "light"; return true');
+  });
+
+  it('downloads a workflow from the Workflow view (WebKit)', async () => {
+    await click('nav [data-view=workflows]');
+    await session.waitFor('the workflow picker', 'return document.querySelector("select[aria-label=\'Open workflow\'] option[value=thumbnail]")');
+    await session.execute('const s = document.querySelector("select[aria-label=\'Open workflow\']"); s.value = "thumbnail"; s.dispatchEvent(new Event("change", {bubbles: true})); return true');
+    await session.waitFor('the definition', 'return document.querySelector("[data-testid=diagnostics] .ok")');
+    expect(await session.execute('const b = [...document.querySelectorAll("button")].find((x) => x.textContent.trim() === "Export"); if (!b) return false; b.click(); return true')).toBe(true);
+    const downloads = join(data, 'downloads');
+    for (let i = 0; i < 100 && !readdirSync(downloads).some((f) => f.endsWith('.asl.json')); i++) await new Promise((r) => setTimeout(r, 100));
+    const saved = readdirSync(downloads).filter((f) => f.endsWith('.asl.json'));
+    // Named after the editor's name field (a bundled workflow opens as its copy).
+    expect(saved, `in ${downloads}: ${readdirSync(downloads).join(', ')}`).toEqual(['thumbnail-copy.asl.json']);
+    expect(JSON.parse(readFileSync(join(downloads, saved[0]), 'utf8')).StartAt).toBeTruthy();
   });
 
   it('refuses commands the capability does not grant', async () => {

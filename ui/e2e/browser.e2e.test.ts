@@ -125,6 +125,17 @@ describe('the UI with a mocked shell', () => {
     await page.click('[data-testid="before-after"] button:has-text("Slider")');
     await page.waitForSelector('input[aria-label="Before/after split"]');
     await page.screenshot({ path: join(shots, 'history-images.png') });
+    // A long timeline comes in pages (the mock's page for this one: 10 events), the rest on demand.
+    await page.click('tr[data-id="3333cccc-0000-4000-8000-000000000003"]');
+    await page.waitForSelector('[data-testid="detail-status"]');
+    await page.click('button[role="tab"]:has-text("Events")');
+    await page.waitForSelector('[data-testid="events-shown"]');
+    expect(await page.locator('table.timeline tbody tr').count()).toBe(10);
+    expect(await page.textContent('[data-testid="events-shown"]')).toBe('10 of 18 events');
+    await page.click('button:has-text("Load more")');
+    await page.waitForFunction(() => document.querySelectorAll('table.timeline tbody tr').length === 18);
+    expect(await page.locator('button:has-text("Load more")').count()).toBe(0);
+    expect((await calls()).find((c) => c.cmd === 'execution_events')?.args).toMatchObject({ id: '3333cccc-0000-4000-8000-000000000003', offset: 10 });
     expect(pageErrors).toEqual([]);
   });
 
@@ -193,8 +204,82 @@ describe('the UI with a mocked shell', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('exports an execution from the history: preview, progress, each object’s result', async () => {
+    await view('history');
+    await page.click('tr[data-id="1111aaaa-0000-4000-8000-000000000001"]');
+    await page.click('button:has-text("Export…")');
+    await page.waitForSelector('h1:has-text("Export")');
+    await page.waitForSelector('tr[data-export-row]');
+    expect(await page.isChecked('tr[data-export-row="1111aaaa-0000-4000-8000-000000000001"] input[type=checkbox]')).toBe(true);
+    // Only SUCCEEDED executions are offered.
+    expect((await calls()).filter((c) => c.cmd === 'list_executions').at(-1)?.args).toMatchObject({ filter: { status: 'SUCCEEDED' } });
+    await page.click('tr[data-export-row="3333cccc-0000-4000-8000-000000000003"]');
+    expect(await page.textContent('[data-testid="selected-count"]')).toBe('2 executions selected');
+    expect(await page.textContent('[data-testid="destination"]')).toBe('s3://photos/web/{variant} at http://127.0.0.1:9000');
+    expect(await page.textContent('[data-testid="credentials"]')).toContain('~/.aws (profile default)');
+    await page.click('button:has-text("Preview")');
+    await page.waitForSelector('[data-testid="preview"] tr[data-key]');
+    expect(await page.locator('[data-testid="preview"] tr[data-key]').count()).toBe(4);
+    expect(await page.textContent('[data-testid="export-summary"]')).toBe('4 to send');
+    expect(await page.textContent('[data-testid="preview"]')).toContain('would upload');
+    await page.screenshot({ path: join(shots, 'export-preview.png') });
+    await page.click('button.primary:has-text("Export")');
+    await page.waitForSelector('[data-export="export-1"][data-phase="finished"]');
+    expect(await page.textContent('[data-testid="export-count"]')).toContain('4 / 4 files');
+    expect(await page.textContent('[data-testid="export-summary"]')).toBe('3 uploaded, 1 unchanged');
+    expect(await page.locator('[data-testid="results"] .badge.ok').count()).toBe(3);
+    const start = (await calls()).find((c) => c.cmd === 'start_export');
+    expect(start?.args).toMatchObject({ request: { executions: ['1111aaaa-0000-4000-8000-000000000001', '3333cccc-0000-4000-8000-000000000003'], profile: 'photos-s3', dryRun: false, overwrite: 'ifChanged' }, onProgress: expect.stringMatching(/^__CHANNEL__:\d+$/) });
+    await page.waitForSelector('.toast.ok:has-text("3 uploaded")');
+    await page.screenshot({ path: join(shots, 'export-light.png') });
+    await page.evaluate(() => (document.documentElement.dataset.theme = 'dark'));
+    await page.screenshot({ path: join(shots, 'export-dark.png') });
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('sets the GPU and adds, checks and removes a cloud profile without a keychain', async () => {
+    await view('settings');
+    await page.waitForSelector('[data-testid="adapter"]');
+    expect(await page.textContent('[data-testid="adapter"]')).toContain('llvmpipe');
+    expect(await page.isChecked('input[name="device"][value="auto"]')).toBe(true);
+    await page.check('input[name="device"][value="cpu"]');
+    await page.waitForSelector('.toast.ok:has-text("CPU")');
+    expect((await calls()).find((c) => c.cmd === 'set_settings')?.args).toEqual({ settings: { device: 'cpu' } });
+    await page.waitForSelector('tr[data-profile="photos-s3"]');
+    expect(await page.textContent('[data-testid="keychain-note"]')).toContain('environment and ~/.aws');
+    await page.click('button:has-text("Add profile")');
+    const form = page.locator('form[aria-label="Cloud profile"]');
+    await form.locator('input[name="name"]').fill('bad name/');
+    await form.locator('input[name="bucket"]').fill('No_Such');
+    await form.locator('button:has-text("Save profile")').click();
+    expect(await form.locator('.fault').count()).toBe(2);
+    expect((await calls()).some((c) => c.cmd === 'save_profile')).toBe(false);
+    await form.locator('input[name="name"]').fill('archive');
+    await form.locator('select[name="service"]').selectOption('azure');
+    await form.locator('input[name="bucket"]').fill('archive');
+    await form.locator('input[name="account"]').fill('acme');
+    await form.locator('select[name="azureSecret"]').selectOption('sas');
+    await form.locator('input[type=password]').fill('sv=2024&sig=SECRET');
+    expect(await form.textContent()).toContain('az://archive');
+    await page.screenshot({ path: join(shots, 'settings-profile-form.png') });
+    await form.locator('button:has-text("Save profile")').click();
+    await page.waitForSelector('tr[data-profile="archive"]');
+    const saved = (await calls()).find((c) => c.cmd === 'save_profile');
+    // The secret travels apart from the settings, which hold none.
+    expect(saved?.args).toMatchObject({ profile: { name: 'archive', service: 'azure', bucket: 'archive', account: 'acme', azureSecret: 'sas', region: null, accessKeyId: null }, secret: 'sv=2024&sig=SECRET' });
+    expect(JSON.stringify((saved?.args as { profile: unknown }).profile)).not.toContain('SECRET');
+    await page.waitForSelector('.toast:has-text("saved without a secret")');
+    expect(await page.textContent('tr[data-profile="archive"]')).toContain('keychain unavailable');
+    await page.screenshot({ path: join(shots, 'settings-light.png') });
+    await page.evaluate(() => (document.documentElement.dataset.theme = 'dark'));
+    await page.screenshot({ path: join(shots, 'settings-profiles-dark.png') });
+    await page.click('tr[data-profile="archive"] button:has-text("Remove")');
+    await page.waitForFunction(() => !document.querySelector('tr[data-profile="archive"]'));
+    expect(pageErrors).toEqual([]);
+  });
+
   it('switches theme and shows the machine checks; keyboard switches views', async () => {
-    await page.keyboard.press('Control+6');
+    await page.keyboard.press('Control+7');
     await page.waitForSelector('h1:has-text("Settings")');
     await page.check('input[name="theme"][value="dark"]');
     expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe('dark');

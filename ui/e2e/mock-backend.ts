@@ -54,6 +54,21 @@ let rules = [
 
 const definitions: Record<string, string> = { 'image-pipeline': pipeline, thumbnail };
 
+let device = 'auto';
+// The mock has no keychain, as CI has none: profiles are saved without their secret.
+const NO_KEYCHAIN = 'no keychain is available (no Secret Service): secrets are not saved; exports use the environment and ~/.aws credentials';
+type Profile = Record<string, unknown> & { name: string; service: string; bucket: string; prefix: string; endpoint: string | null };
+const destinationOf = (p: Profile) => `${p.service === 's3' ? 's3' : 'az'}://${p.bucket}${p.prefix ? `/${p.prefix.replace(/^\/+|\/+$/g, '')}` : ''}`;
+const entryOf = (p: Profile) => ({ profile: p, destination: destinationOf(p), hasSecret: null, keychainNote: NO_KEYCHAIN });
+let profiles: Profile[] = [
+  { name: 'photos-s3', service: 's3', bucket: 'photos', prefix: 'web/{variant}', endpoint: 'http://127.0.0.1:9000', region: 'us-east-1', accessKeyId: 'AKIDEXAMPLE', awsProfile: null, account: null, azureSecret: null },
+];
+const exportObjects = (ids: string[], dryRun: boolean) =>
+  ids.flatMap((id, i) => [
+    { source: `/data/output/a${i}.min.jpg`, key: `web/optimized/a${i}.min.jpg`, executionId: id, action: dryRun ? null : 'uploaded', etag: dryRun ? null : '"e1"', error: null },
+    { source: `/data/output/a${i}.webp`, key: `web/filtered/a${i}.webp`, executionId: id, action: dryRun ? null : i === 0 ? 'unchanged' : 'uploaded', etag: null, error: null },
+  ]);
+
 function validate(text: string) {
   let def: Record<string, unknown>;
   try {
@@ -121,11 +136,53 @@ mockIPC((cmd, raw) => {
       if (!e) throw { code: 'notFound', message: `no execution '${args.id}'`, diagnostics: [] };
       return {
         execution: { ...e, workflowHash: 'h', definition: definitions[e.workflowName], input: { path: '/photos/a.jpg', outputDir: '/data/output' }, output: { optimized: [{ path: '/data/output/a.min.jpg' }] }, cause: e.error ? 'the file is not an image' : null },
-        events: e.status === 'SUCCEEDED' ? events : events.slice(0, 3),
-        eventsTruncated: false,
+        // The thumbnail one pages its timeline: 10 of its events come first.
+        events: e.status !== 'SUCCEEDED' ? events.slice(0, 3) : e.workflowName === 'thumbnail' ? events.slice(0, 10) : events,
+        eventsTotal: e.status === 'SUCCEEDED' ? events.length : 3,
         files: [{ input: { path: '/photos/a.jpg', bytes: 120_000 }, outputs: [{ path: '/data/output/a.min.jpg', bytes: 30_000 }] }],
       };
     }
+    case 'execution_events':
+      return events.slice(Number(args.offset), Number(args.offset) + Number(args.limit ?? 2000));
+    case 'get_settings':
+      return { settings: { device }, gpu: { part: 'gpu', status: 'warn', detail: 'llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu): a software adapter; filters run on the CPU unless a workflow asks for device: gpu' } };
+    case 'set_settings':
+      device = String((args.settings as Args).device);
+      return { device };
+    case 'list_profiles':
+      return profiles.map(entryOf);
+    case 'save_profile': {
+      const p = args.profile as Profile;
+      if (!p.bucket) throw { code: 'invalid', message: 'at /bucket: the bucket is empty', diagnostics: [] };
+      profiles = [...profiles.filter((x) => x.name !== p.name), p].sort((a, b) => a.name.localeCompare(b.name));
+      return { entry: entryOf(p), secretStored: false };
+    }
+    case 'remove_profile':
+      profiles = profiles.filter((x) => x.name !== args.name);
+      return null;
+    case 'export_preview':
+    case 'start_export': {
+      const r = args.request as { executions: string[]; profile: string; dryRun: boolean };
+      const p = profiles.find((x) => x.name === r.profile);
+      if (!p) throw { code: 'notFound', message: `no cloud profile '${r.profile}'`, diagnostics: [] };
+      const dryRun = cmd === 'export_preview';
+      const objects = exportObjects(r.executions, dryRun);
+      const report = {
+        id: dryRun ? null : 'exp-1', destination: destinationOf(p), dryRun, total: objects.length,
+        uploaded: dryRun ? 0 : objects.filter((o) => o.action === 'uploaded').length, unchanged: dryRun ? 0 : objects.filter((o) => o.action === 'unchanged').length,
+        kept: 0, failed: 0, error: null, objects,
+      };
+      if (dryRun) return report;
+      emit(args.onProgress as { id: number }, [
+        { kind: 'planned', total: objects.length },
+        { kind: 'progress', done: 1, total: objects.length, bytes: 30_000, objects: [{ key: objects[0].key, unchanged: false }] },
+        { kind: 'progress', done: objects.length, total: objects.length, bytes: 90_000, objects: objects.slice(1).map((o) => ({ key: o.key, unchanged: o.action === 'unchanged' })) },
+        { kind: 'finished', report },
+      ]);
+      return { exportId: 'export-1' };
+    }
+    case 'cancel_export':
+      return true;
     case 'pending_tasks':
       return tasks;
     case 'answer_tasks': {

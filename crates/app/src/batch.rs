@@ -82,6 +82,8 @@ pub trait Progress: Send + Sync {
     /// How many images will run (after the cache).
     fn start(&self, to_run: usize, cached: usize);
     fn item_finished(&self, path: &Path, ok: bool);
+    /// The batch's execution has started (or resumed) under `id`.
+    fn execution_started(&self, _id: &str) {}
 }
 
 /// The files a batch runs on: files as given, folders searched recursively for images
@@ -350,6 +352,7 @@ impl BatchObserver {
         let ok = match event.kind.as_str() {
             "MapIterationSucceeded" => true,
             "MapIterationFailed" => false,
+            "ExecutionStarted" => return self.progress.execution_started(execution),
             _ => return,
         };
         let Some(index) = Self::top_level_index(&event.key) else { return };

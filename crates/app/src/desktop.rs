@@ -11,13 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pixelflow_engine::{CancelToken, Diagnostic};
-use pixelflow_history::{ExecutionFilter, ExecutionRecord, ExecutionStatus};
-use serde::Serialize;
+use pixelflow_engine::{CancelToken, Diagnostic, TaskContext};
+use pixelflow_history::ExecutionRecord;
+use pixelflow_sync::{Overwrite, StoreOptions};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::batch::{self, BatchOptions, ItemReport};
 use crate::error::{Error, Result};
+use crate::export::{self, ExportOptions, ExportProgress, ExportReport};
 use crate::workflow::{Workflow, BUNDLED, MAX_DEFINITION_BYTES};
 use crate::App;
 
@@ -156,6 +158,10 @@ impl batch::Progress for ThrottledProgress {
     fn item_finished(&self, path: &Path, ok: bool) {
         self.item_finished_at(path, ok, Instant::now());
     }
+
+    fn execution_started(&self, id: &str) {
+        self.set_execution_id(id.to_string());
+    }
 }
 
 /// Runs a batch as `pixelflow run` does, telling `sink` its progress (throttled) and its end.
@@ -169,17 +175,11 @@ pub fn run_batch(
     cancel: &CancelToken,
 ) -> Result<RunReport> {
     let progress = Arc::new(ThrottledProgress::new(PROGRESS_INTERVAL, sink));
-    let started_ms = app.clock().now_ms();
     let done = AtomicBool::new(false);
     let result = std::thread::scope(|scope| {
         scope.spawn(|| {
             while !done.load(Ordering::Acquire) {
                 std::thread::sleep(PROGRESS_INTERVAL / 2);
-                if progress.execution_id().is_none() {
-                    if let Some(id) = running_execution(app, &workflow.name, started_ms) {
-                        progress.set_execution_id(id);
-                    }
-                }
                 progress.tick_at(Instant::now());
             }
         });
@@ -206,19 +206,6 @@ pub fn run_batch(
             Err(e)
         }
     }
-}
-
-/// The newest RUNNING execution of `workflow` started at or after `since_ms` (the batch that
-/// this process just started; two batches of one workflow started together may be confused).
-fn running_execution(app: &App, workflow: &str, since_ms: i64) -> Option<String> {
-    let filter = ExecutionFilter {
-        status: Some(ExecutionStatus::Running),
-        workflow: Some(workflow.to_string()),
-        since: Some(since_ms.to_string()),
-        limit: Some(1),
-        ..Default::default()
-    };
-    app.history().list_executions(&filter).ok()?.into_iter().next().map(|e| e.id)
 }
 
 /// A file an execution read or wrote, with its size now (`None`: it is gone).
@@ -364,12 +351,255 @@ pub fn save_workflow(app: &App, name: &str, text: &str) -> Result<WorkflowEntry>
     Ok(WorkflowEntry { name: name.to_string(), id: path.to_string_lossy().into_owned(), bundled: false, text: text.to_string() })
 }
 
+/// A batch that takes longer than this is announced by a notification even with the window in
+/// front (a shorter one only when the window is not focused).
+pub const NOTIFY_AFTER: Duration = Duration::from_secs(10);
+
+/// Whether a finished batch deserves a notification: the person may not be looking (the
+/// window is not focused) or waited long; a batch that ran nothing says nothing.
+pub fn should_notify(window_focused: bool, report: &RunReport) -> bool {
+    !report.items.is_empty() && (!window_focused || report.elapsed_ms >= NOTIFY_AFTER.as_millis() as u64)
+}
+
+/// The title and text of the notification for a finished batch.
+pub fn finished_notice(workflow: &str, report: &RunReport) -> (String, String) {
+    let failed = report.items.iter().filter(|i| matches!(i.outcome, batch::ItemOutcome::Failed { .. })).count();
+    let title = if report.interrupted {
+        format!("{workflow}: stopped")
+    } else if failed > 0 {
+        format!("{workflow}: finished with {failed} failed")
+    } else {
+        format!("{workflow}: finished")
+    };
+    let secs = report.elapsed_ms as f64 / 1000.0;
+    let body = format!("{} images in {secs:.1} s ({} failed)", report.items.len(), failed);
+    (title, body)
+}
+
+/// The desktop app's own settings, kept in `desktop-settings.json` of the data dir (no
+/// secrets: cloud secrets are in the OS keychain, see [`crate::profiles`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DesktopSettings {
+    /// `auto`, `gpu` or `cpu`: the `device` of a filter step that names none, in the runs and
+    /// watch folders the app serves (the CLI keeps the step's own default, `auto`).
+    pub device: String,
+}
+
+impl Default for DesktopSettings {
+    fn default() -> Self {
+        DesktopSettings { device: "auto".to_string() }
+    }
+}
+
+const SETTINGS_FILE: &str = "desktop-settings.json";
+
+/// The choices of [`DesktopSettings::device`].
+pub const DEVICES: [&str; 3] = ["auto", "gpu", "cpu"];
+
+/// The saved settings; the defaults when there are none or they cannot be read (with a warning).
+pub fn load_settings(app: &App) -> DesktopSettings {
+    let path = app.data().root().join(SETTINGS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<DesktopSettings>(&bytes)
+            .ok()
+            .filter(|s| DEVICES.contains(&s.device.as_str()))
+            .unwrap_or_else(|| {
+                tracing::warn!(path = %path.display(), "the desktop settings cannot be read; using the defaults");
+                DesktopSettings::default()
+            }),
+        Err(_) => DesktopSettings::default(),
+    }
+}
+
+/// Checks and saves the settings (atomically).
+pub fn save_settings(app: &App, settings: &DesktopSettings) -> Result<()> {
+    if !DEVICES.contains(&settings.device.as_str()) {
+        return Err(Error::invalid("/device", format!("'{}' is not a device: expected auto, gpu or cpu", settings.device)));
+    }
+    let text = serde_json::to_vec_pretty(settings).map_err(|e| Error::invalid("", e.to_string()))?;
+    let dir = app.data().root();
+    pixelflow_imaging::util::write_atomic(dir, SETTINGS_FILE, &text).map_err(|e| Error::io(dir.join(SETTINGS_FILE), std::io::Error::other(e.to_string())))?;
+    Ok(())
+}
+
+/// The `device` a filter step without one gets, shared by the steps and the settings view.
+#[derive(Debug, Clone)]
+pub struct DeviceDefault(Arc<Mutex<String>>);
+
+impl DeviceDefault {
+    pub fn new(device: &str) -> Self {
+        DeviceDefault(Arc::new(Mutex::new(device.to_string())))
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, device: &str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = device.to_string();
+    }
+}
+
+/// `app` whose `filter` step gives a filter without `device` the current default: the app's
+/// runs and watch folders follow the GPU setting, while a workflow that names a device keeps it.
+pub fn with_device_default(app: App, device: &DeviceDefault) -> App {
+    let mut steps = app.steps().clone();
+    if let Some(filter) = steps.get("filter") {
+        let device = device.clone();
+        steps.register("filter", move |mut input: Value, ctx: &TaskContext| {
+            if let Some(obj) = input.as_object_mut() {
+                if obj.get("device").is_none_or(Value::is_null) {
+                    obj.insert("device".into(), Value::String(device.get()));
+                }
+            }
+            filter.run(input, ctx)
+        });
+    }
+    app.with_steps(steps)
+}
+
+/// What an export from the app asks: the executions, and a profile or a destination URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExportRequest {
+    pub executions: Vec<String>,
+    /// A cloud profile's name; its destination and store options are used.
+    pub profile: Option<String>,
+    /// `s3://bucket/prefix` or `az://container/prefix` when no profile is named.
+    pub destination: Option<String>,
+    pub dry_run: bool,
+    pub overwrite: Option<Overwrite>,
+}
+
+/// The export's options for a request (the profile looked up).
+pub fn export_options(app: &App, request: &ExportRequest) -> Result<ExportOptions> {
+    if request.executions.is_empty() {
+        return Err(Error::invalid("/executions", "select the executions to export"));
+    }
+    let (destination, store) = match (request.profile.as_deref().filter(|p| !p.is_empty()), request.destination.as_deref().filter(|d| !d.is_empty())) {
+        (Some(name), _) => {
+            let profile = crate::profiles::get(app, name)?;
+            (profile.destination(), profile.store_options())
+        }
+        (None, Some(url)) => (url.to_string(), StoreOptions::default()),
+        (None, None) => return Err(Error::invalid("/profile", "choose a cloud profile or type a destination (s3://bucket/prefix or az://container/prefix)")),
+    };
+    Ok(ExportOptions {
+        destination,
+        executions: request.executions.clone(),
+        dry_run: request.dry_run,
+        store,
+        overwrite: request.overwrite.unwrap_or_default(),
+        ..ExportOptions::default()
+    })
+}
+
+/// What an export from the app tells the UI, in order: `planned`, `progress` (at most every
+/// [`PROGRESS_INTERVAL`]), then `finished` (each object's result) or `failed`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ExportMessage {
+    Planned { total: usize },
+    Progress {
+        done: usize,
+        total: usize,
+        bytes: u64,
+        /// The objects confirmed since the previous message.
+        objects: Vec<ObjectDone>,
+    },
+    Finished { report: ExportReport },
+    Failed { message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectDone {
+    pub key: String,
+    pub unchanged: bool,
+}
+
+/// Turns an export's confirmed objects into at most one `progress` message per interval.
+pub struct ExportThrottle<S: Fn(ExportMessage)> {
+    interval: Duration,
+    sink: S,
+    state: Mutex<ExportState>,
+}
+
+#[derive(Default)]
+struct ExportState {
+    total: usize,
+    done: usize,
+    bytes: u64,
+    pending: Vec<ObjectDone>,
+    last_sent: Option<Instant>,
+}
+
+impl<S: Fn(ExportMessage)> ExportThrottle<S> {
+    pub fn new(interval: Duration, sink: S) -> Self {
+        ExportThrottle { interval, sink, state: Mutex::new(ExportState::default()) }
+    }
+
+    pub fn planned(&self, total: usize) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).total = total;
+        (self.sink)(ExportMessage::Planned { total });
+    }
+
+    pub fn confirmed_at(&self, key: &str, size: u64, unchanged: bool, now: Instant) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.done += 1;
+        s.bytes += size;
+        s.pending.push(ObjectDone { key: key.to_string(), unchanged });
+        if s.last_sent.is_none_or(|last| now.saturating_duration_since(last) >= self.interval) {
+            self.send(&mut s, now);
+        }
+    }
+
+    /// Sends what is pending (at the end).
+    pub fn flush(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.send(&mut s, Instant::now());
+    }
+
+    fn send(&self, s: &mut ExportState, now: Instant) {
+        if s.pending.is_empty() {
+            return;
+        }
+        s.last_sent = Some(now);
+        let objects = std::mem::take(&mut s.pending);
+        (self.sink)(ExportMessage::Progress { done: s.done, total: s.total, bytes: s.bytes, objects });
+    }
+}
+
+/// Runs an export as `pixelflow export` does, telling `sink` its progress (throttled) and its
+/// end. Returns the report that the `finished` message carried.
+pub fn run_export(app: &App, options: &ExportOptions, sink: impl Fn(ExportMessage) + Send + Sync, cancel: &CancelToken) -> Result<ExportReport> {
+    let throttle = ExportThrottle::new(PROGRESS_INTERVAL, sink);
+    let on_progress = |p: ExportProgress<'_>| match p {
+        ExportProgress::Planned { total } => throttle.planned(total),
+        ExportProgress::Confirmed(u) => throttle.confirmed_at(&u.key, u.size, u.unchanged, Instant::now()),
+    };
+    let result = export::run_with_progress(app, options, cancel, &on_progress);
+    throttle.flush();
+    match result {
+        Ok(report) => {
+            (throttle.sink)(ExportMessage::Finished { report: report.clone() });
+            Ok(report)
+        }
+        Err(e) => {
+            (throttle.sink)(ExportMessage::Failed { message: e.to_string() });
+            Err(e)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pixelflow_history::ExecutionStatus;
     use serde_json::json;
 
-    fn collecting() -> (Arc<Mutex<Vec<RunMessage>>>, impl Fn(RunMessage) + Send + Sync + 'static) {
+    fn collecting<M: Send + 'static>() -> (Arc<Mutex<Vec<M>>>, impl Fn(M) + Send + Sync + 'static) {
         let got = Arc::new(Mutex::new(Vec::new()));
         let sink = {
             let got = got.clone();
@@ -472,6 +702,135 @@ mod tests {
         assert_eq!(files[0].outputs.len(), 1);
         assert_eq!(files[1].input.bytes, None);
         assert!(files[1].outputs.is_empty());
+    }
+
+    #[test]
+    fn an_export_of_thousands_of_objects_makes_a_handful_of_messages() {
+        let (got, sink) = collecting();
+        let t = ExportThrottle::new(Duration::from_millis(100), sink);
+        t.planned(5000);
+        let t0 = Instant::now();
+        for i in 0..5000u64 {
+            t.confirmed_at(&format!("k/{i}.jpg"), 10, i % 2 == 0, t0 + Duration::from_micros(i * 200));
+        }
+        t.flush();
+        let got = got.lock().unwrap();
+        assert_eq!(serde_json::to_value(&got[0]).unwrap(), json!({"kind": "planned", "total": 5000}));
+        let progress: Vec<_> = got[1..]
+            .iter()
+            .map(|m| match m {
+                ExportMessage::Progress { done, bytes, objects, .. } => (*done, *bytes, objects.len()),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert!(progress.len() <= 12, "{} messages", progress.len());
+        assert_eq!(progress.iter().map(|p| p.2).sum::<usize>(), 5000);
+        assert_eq!(progress.last().map(|p| (p.0, p.1)), Some((5000, 50_000)));
+    }
+
+    #[test]
+    fn a_finished_batch_is_announced_with_its_failures() {
+        let item = |outcome| ItemReport { path: "/a.jpg".into(), bytes: 1, outcome };
+        let mut report = RunReport {
+            execution_id: None,
+            items: vec![item(batch::ItemOutcome::Processed { output: json!({}) }), item(batch::ItemOutcome::Failed { error: "E".into(), cause: "c".into() })],
+            bytes_in: 2,
+            bytes_out: 1,
+            elapsed_ms: 12_345,
+            interrupted: false,
+        };
+        assert_eq!(finished_notice("thumbnail", &report), ("thumbnail: finished with 1 failed".to_string(), "2 images in 12.3 s (1 failed)".to_string()));
+        assert!(should_notify(true, &report), "long: announced even in front");
+        report.elapsed_ms = 900;
+        assert!(!should_notify(true, &report), "short, in front: the person saw it");
+        assert!(should_notify(false, &report), "short, in the background");
+        report.items.clear();
+        assert!(!should_notify(false, &report), "nothing ran");
+        report.items.push(item(batch::ItemOutcome::Pending));
+        report.interrupted = true;
+        assert_eq!(finished_notice("thumbnail", &report).0, "thumbnail: stopped");
+    }
+
+    #[test]
+    fn two_batches_of_one_workflow_at_once_each_report_their_own_execution() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(crate::DataDir::new(dir.path())).unwrap();
+        let mut steps = pixelflow_engine::StepRegistry::new();
+        // Slow enough that both batches run at the same time.
+        steps.register("slow", |input: Value, _: &TaskContext| {
+            std::thread::sleep(Duration::from_millis(50));
+            Ok(input)
+        });
+        let app = app.with_steps(steps);
+        let definition = r#"{"StartAt": "S", "States": {"S": {"Type": "Task", "Resource": "pixelflow:slow", "End": true}}}"#;
+        let workflow = Workflow::from_text("same", definition, app.steps()).unwrap();
+        let inputs = |name: &str| {
+            let folder = dir.path().join(name);
+            std::fs::create_dir_all(&folder).unwrap();
+            (0..4).map(|i| folder.join(format!("{i}.png"))).inspect(|p| std::fs::write(p, name).unwrap()).collect::<Vec<_>>()
+        };
+        let opts = BatchOptions { jobs: 1, force: true, out: dir.path().join("out") };
+        let run = |name: &str| {
+            let (got, sink) = collecting();
+            let report = run_batch(&app, &workflow, inputs(name), &opts, sink, &CancelToken::new()).unwrap();
+            let announced: Vec<Option<String>> = got
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|m| match m {
+                    RunMessage::Progress { execution_id, .. } => Some(execution_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            (report.execution_id, announced)
+        };
+        let ((a, a_said), (b, b_said)) = std::thread::scope(|s| {
+            let a = s.spawn(|| run("a"));
+            let b = s.spawn(|| run("b"));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert!(a.is_some() && b.is_some() && a != b);
+        assert!(!a_said.is_empty() && a_said.iter().all(|id| *id == a), "{a:?}: {a_said:?}");
+        assert!(!b_said.is_empty() && b_said.iter().all(|id| *id == b), "{b:?}: {b_said:?}");
+    }
+
+    #[test]
+    fn the_device_setting_reaches_filters_that_name_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(crate::DataDir::new(dir.path())).unwrap();
+        assert_eq!(load_settings(&app), DesktopSettings::default());
+        assert!(save_settings(&app, &DesktopSettings { device: "tpu".into() }).is_err());
+        save_settings(&app, &DesktopSettings { device: "cpu".into() }).unwrap();
+        assert_eq!(load_settings(&app).device, "cpu");
+        // The filter step sees the default unless the workflow names a device.
+        let mut steps = pixelflow_engine::StepRegistry::new();
+        steps.register("filter", |input: Value, _: &TaskContext| Ok(input));
+        let device = DeviceDefault::new("cpu");
+        let app = with_device_default(app.with_steps(steps), &device);
+        let definition = r#"{"StartAt": "F", "States": {"F": {"Type": "Task", "Resource": "pixelflow:filter", "End": true}}}"#;
+        let workflow = Workflow::from_text("f", definition, app.steps()).unwrap();
+        let run = |input: Value| match crate::execution::start(&app, &workflow, input, None, &CancelToken::new()).unwrap().finished {
+            crate::execution::Finished::Succeeded(out) => out["device"].clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(run(json!({"path": "a.png"})), "cpu");
+        device.set("gpu");
+        assert_eq!(run(json!({"path": "a.png", "device": null})), "gpu");
+        assert_eq!(run(json!({"path": "a.png", "device": "auto"})), "auto");
+    }
+
+    #[test]
+    fn an_export_request_needs_executions_and_a_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(crate::DataDir::new(dir.path())).unwrap();
+        let none = ExportRequest { executions: vec!["e".into()], ..Default::default() };
+        assert!(export_options(&app, &none).unwrap_err().to_string().contains("cloud profile"));
+        assert!(export_options(&app, &ExportRequest { destination: Some("s3://b/p".into()), ..Default::default() }).is_err());
+        let missing = ExportRequest { executions: vec!["e".into()], profile: Some("nope".into()), ..Default::default() };
+        assert!(matches!(export_options(&app, &missing), Err(Error::NotFound(_))));
+        let url = ExportRequest { executions: vec!["e".into()], destination: Some("s3://bucket/p".into()), dry_run: true, ..Default::default() };
+        let opts = export_options(&app, &url).unwrap();
+        assert_eq!((opts.destination.as_str(), opts.dry_run), ("s3://bucket/p", true));
     }
 
     #[test]

@@ -112,8 +112,37 @@ fn sync_failure(e: pixelflow_sync::Error) -> Failure {
     pixelflow_sync::step::failure(e)
 }
 
+/// What an export tells [`run_with_progress`]'s callback as it goes.
+#[derive(Debug)]
+pub enum ExportProgress<'a> {
+    /// The files are known (before anything is sent).
+    Planned { total: usize },
+    /// One object is confirmed at its key: uploaded, or found there unchanged.
+    Confirmed(&'a UploadRecord),
+}
+
+/// The history's log that also tells the caller of each confirmed object.
+struct ProgressLog<'a> {
+    log: HistoryLog,
+    on_progress: &'a (dyn Fn(ExportProgress<'_>) + Sync),
+}
+
+impl UploadLog for ProgressLog<'_> {
+    fn record(&self, u: &UploadRecord) -> std::result::Result<(), String> {
+        let recorded = self.log.record(u);
+        (self.on_progress)(ExportProgress::Confirmed(u));
+        recorded
+    }
+}
+
 /// Runs an export (or, with `dry_run`, only plans it).
 pub fn run(app: &App, options: &ExportOptions, cancel: &CancelToken) -> Result<ExportReport> {
+    run_with_progress(app, options, cancel, &|_| {})
+}
+
+/// Like [`run`], telling `on_progress` the number of files once planned and then each object
+/// as it is confirmed (from the upload threads; the desktop app throttles them into events).
+pub fn run_with_progress(app: &App, options: &ExportOptions, cancel: &CancelToken, on_progress: &(dyn Fn(ExportProgress<'_>) + Sync)) -> Result<ExportReport> {
     let destination = Destination::parse(&options.destination).map_err(|e| Error::invalid("/destination", e.to_string()))?;
     let mut upload = UploadOptions { overwrite: options.overwrite, ..UploadOptions::default() };
     if let Some(c) = options.concurrency {
@@ -122,6 +151,7 @@ pub fn run(app: &App, options: &ExportOptions, cancel: &CancelToken) -> Result<E
     upload.validate().map_err(|e| Error::invalid("", e.to_string()))?;
     let executions = select(app.history(), options)?;
     let items = plan(&destination, &executions)?;
+    on_progress(ExportProgress::Planned { total: items.len() });
     let mut report = ExportReport {
         id: None,
         destination: destination.to_string(),
@@ -160,7 +190,7 @@ pub fn run(app: &App, options: &ExportOptions, cancel: &CancelToken) -> Result<E
         }
     };
     tracing::info!(files = items.len(), destination = %destination, credentials = %store.credentials, "export");
-    let log = HistoryLog(app.history().clone());
+    let log = ProgressLog { log: HistoryLog(app.history().clone()), on_progress };
     let results = pixelflow_sync::upload_all(&store, items.clone(), &upload, &log, &|| cancel.is_cancelled());
     for (item, result) in items.into_iter().zip(results) {
         let mut entry = ExportItem { source: item.source, key: item.key, execution_id: item.execution_id.unwrap_or_default(), action: None, etag: None, error: None };

@@ -9,6 +9,7 @@ pub mod execution;
 pub mod export;
 pub mod hashing;
 pub mod paths;
+pub mod profiles;
 pub mod steps;
 pub mod watch;
 pub mod workflow;

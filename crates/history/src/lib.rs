@@ -43,6 +43,7 @@
 //! Nothing here logs execution inputs, outputs or payloads: they may be private.
 
 mod checkpoints;
+mod cloud_profiles;
 mod error;
 mod events;
 mod executions;
@@ -66,6 +67,7 @@ use pixelflow_engine::{CancelToken, Checkpoint, Event, Failure, Journal, Journal
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
+pub use cloud_profiles::StoredProfile;
 pub use error::{Error, Result};
 pub use events::StoredEvent;
 pub use executions::{
@@ -384,6 +386,23 @@ impl History {
         let rule = rule.clone();
         let id = self.inner.writer.call(Scope::Nothing, move |c| watch_rules::insert(c, &rule, now_ms()))?;
         self.watch_rule(id)?.ok_or_else(|| Error::Corrupt(format!("watch rule {id} vanished after it was added")))
+    }
+
+    /// Adds or replaces a cloud profile of the desktop app (its settings, never a secret).
+    pub fn save_cloud_profile(&self, name: &str, settings: &serde_json::Value) -> Result<()> {
+        let (name, settings) = (name.to_string(), settings.clone());
+        self.inner.writer.call(Scope::Nothing, move |c| cloud_profiles::upsert(c, &name, &settings, now_ms()))
+    }
+
+    /// Every cloud profile, by name.
+    pub fn cloud_profiles(&self) -> Result<Vec<StoredProfile>> {
+        self.read(cloud_profiles::list)
+    }
+
+    /// Removes a cloud profile; false when there was none of that name.
+    pub fn remove_cloud_profile(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.inner.writer.call(Scope::Nothing, move |c| cloud_profiles::remove(c, &name))
     }
 
     /// Every watch rule, oldest first.

@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use rusqlite_migration::{Migrations, SchemaVersion, M};
 
 use crate::error::{Error, Result};
-use crate::{checkpoints, events, executions, results, tokens, uploads, watch_rules, watch_status};
+use crate::{checkpoints, cloud_profiles, events, executions, results, tokens, uploads, watch_rules, watch_status};
 
 const MIGRATIONS: &[M<'static>] = &[
     M::up(executions::MIGRATION).comment("executions"),
@@ -25,6 +25,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(watch_status::MIGRATION_WATCHING).comment("watch service status: events or polling"),
     M::up(uploads::MIGRATION).comment("cloud uploads and exports"),
     M::up(executions::MIGRATION_BY_INPUT_PATH).comment("successes by input path"),
+    M::up(cloud_profiles::MIGRATION).comment("the desktop app's cloud profiles (no secrets)"),
 ];
 
 /// The schema version this build writes.

@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "events", "executions", "exports", "file_hashes", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
+    assert_eq!(tables, ["checkpoints", "cloud_profiles", "events", "executions", "exports", "file_hashes", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
 }
 
 #[test]

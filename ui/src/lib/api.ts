@@ -3,6 +3,8 @@ import { Channel, convertFileSrc, invoke } from '@tauri-apps/api/core';
 import type {
   Answered, AppInfo, Check, CommandError, Diagnostic, ExecutionDetail, ExecutionSummary, ListFilter,
   NewRule, PendingToken, RunMessage, RunStarted, WatchOverview, WatchRule, WorkflowEntry,
+  CloudProfile, DesktopSettings, ExportMessage, ExportReport, ExportRequest, ExportStarted, ProfileEntry,
+  SavedProfile, SettingsView, StoredEvent,
 } from './types';
 
 export const api = {
@@ -29,6 +31,19 @@ export const api = {
   watchSetPaused: (id: number, paused: boolean) => invoke<WatchRule>('watch_set_paused', { id, paused }),
   watchRemove: (id: number) => invoke<void>('watch_remove', { id }),
   doctor: () => invoke<Check[]>('doctor'),
+  executionEvents: (id: string, offset: number, limit?: number) => invoke<StoredEvent[]>('execution_events', { id, offset, limit: limit ?? null }),
+  getSettings: () => invoke<SettingsView>('get_settings'),
+  setSettings: (settings: DesktopSettings) => invoke<DesktopSettings>('set_settings', { settings }),
+  listProfiles: () => invoke<ProfileEntry[]>('list_profiles'),
+  saveProfile: (profile: CloudProfile, secret: string | null) => invoke<SavedProfile>('save_profile', { profile, secret }),
+  removeProfile: (name: string) => invoke<void>('remove_profile', { name }),
+  exportPreview: (request: ExportRequest) => invoke<ExportReport>('export_preview', { request }),
+  startExport: (request: ExportRequest, onMessage: (m: ExportMessage) => void) => {
+    const onProgress = new Channel<ExportMessage>();
+    onProgress.onmessage = onMessage;
+    return invoke<ExportStarted>('start_export', { request, onProgress });
+  },
+  cancelExport: (exportId: string) => invoke<boolean>('cancel_export', { exportId }),
 };
 
 /** A local file as an image source (the shell allows only the files the UI was given). */

@@ -3,10 +3,11 @@ import { api, errorMessage } from './api';
 import { applyRunMessage, newRun, type RunState } from './run';
 import type { AppInfo, RunMessage, WorkflowEntry } from './types';
 
-export type View = 'run' | 'history' | 'review' | 'watch' | 'workflows' | 'settings';
+export type View = 'run' | 'history' | 'export' | 'review' | 'watch' | 'workflows' | 'settings';
 export const VIEWS: { id: View; label: string; icon: string }[] = [
   { id: 'run', label: 'Run', icon: '⇪' },
   { id: 'history', label: 'History', icon: '☰' },
+  { id: 'export', label: 'Export', icon: '⇧' },
   { id: 'review', label: 'Review', icon: '✓' },
   { id: 'watch', label: 'Watch folders', icon: '◎' },
   { id: 'workflows', label: 'Workflows', icon: '⎇' },
@@ -41,6 +42,8 @@ class Store {
   workflow = $state<string>('');
   /** The execution History shows. */
   selectedExecution = $state<string | null>(null);
+  /** The executions the Export view sends. */
+  exportSelection = $state<string[]>([]);
   /** This session's batches, newest first. */
   runs = $state.raw<RunState[]>([]);
   toasts = $state<Toast[]>([]);
@@ -82,6 +85,12 @@ class Store {
     const id = ++this.#toastId;
     this.toasts.push({ id, text, kind });
     setTimeout(() => (this.toasts = this.toasts.filter((t) => t.id !== id)), kind === 'fail' ? 8000 : 4000);
+  }
+
+  /** Opens the Export view with these executions chosen. */
+  exportExecutions(ids: string[]) {
+    this.exportSelection = [...new Set(ids)];
+    this.view = 'export';
   }
 
   openExecution(id: string) {

@@ -102,8 +102,10 @@ export interface ImageFiles {
 
 export interface ExecutionDetail {
   execution: ExecutionRecord;
+  /** The first events; `execution_events` pages on. */
   events: StoredEvent[];
-  eventsTruncated: boolean;
+  /** How many events the execution recorded. */
+  eventsTotal: number;
   files: ImageFiles[];
 }
 
@@ -180,4 +182,92 @@ export interface ListFilter {
   since?: string;
   text?: string;
   limit?: number;
+}
+
+export type Device = 'auto' | 'gpu' | 'cpu';
+
+export interface DesktopSettings {
+  device: Device;
+}
+
+export interface SettingsView {
+  settings: DesktopSettings;
+  /** The `gpu` line of doctor: the adapter in use. */
+  gpu: Check | null;
+}
+
+export type CloudService = 's3' | 'azure';
+
+/** A cloud profile's settings: never its secret (that is in the OS keychain). */
+export interface CloudProfile {
+  name: string;
+  service: CloudService;
+  bucket: string;
+  prefix: string;
+  endpoint: string | null;
+  region: string | null;
+  accessKeyId: string | null;
+  awsProfile: string | null;
+  account: string | null;
+  azureSecret: 'key' | 'sas' | null;
+}
+
+export interface ProfileEntry {
+  profile: CloudProfile;
+  destination: string;
+  /** Whether the keychain holds its secret (null: the keychain could not be asked). */
+  hasSecret: boolean | null;
+  keychainNote: string | null;
+}
+
+export interface SavedProfile {
+  entry: ProfileEntry;
+  secretStored: boolean;
+}
+
+export type Overwrite = 'always' | 'never' | 'ifChanged';
+
+export interface ExportRequest {
+  executions: string[];
+  profile: string | null;
+  destination: string | null;
+  dryRun: boolean;
+  overwrite: Overwrite | null;
+}
+
+export interface Failure {
+  error: string;
+  cause: string;
+}
+
+export interface ExportItem {
+  source: string;
+  key: string;
+  executionId: string;
+  action: 'uploaded' | 'unchanged' | 'kept' | null;
+  etag: string | null;
+  error: Failure | null;
+}
+
+export interface ExportReport {
+  id: string | null;
+  destination: string;
+  dryRun: boolean;
+  total: number;
+  uploaded: number;
+  unchanged: number;
+  kept: number;
+  failed: number;
+  error: Failure | null;
+  objects: ExportItem[];
+}
+
+export type ExportMessage =
+  | { kind: 'planned'; total: number }
+  | { kind: 'progress'; done: number; total: number; bytes: number; objects: { key: string; unchanged: boolean }[] }
+  | { kind: 'finished'; report: ExportReport }
+  | { kind: 'failed'; message: string };
+
+export interface ExportStarted {
+  exportId: string;
 }
