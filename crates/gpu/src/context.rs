@@ -1,27 +1,20 @@
-//! The process-wide GPU context: the chosen Vulkan adapter, its device and queue, the filter
-//! pipelines compiled once, and the pool of buffers the filter reuses. Everything is created
+//! The process-wide GPU context: the chosen Vulkan adapter, its device and queue, each chain's
+//! pipelines compiled once (cached by the chain's generated source), and the pool of buffers
+//! the filter reuses. Everything is created
 //! lazily, the first time an image asks for it; the adapter alone is enough for `auto` to
 //! decide against a software one without creating a device.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::filter::Pool;
+use crate::program::Program;
 
-/// The shaders, embedded at compile time; `common.wgsl` is prepended to each.
-pub(crate) const COMMON_WGSL: &str = include_str!("../../../shaders/common.wgsl");
-pub(crate) const PIXEL_WGSL: &str = include_str!("../../../shaders/pixel.wgsl");
-pub(crate) const BLUR_WGSL: &str = include_str!("../../../shaders/blur.wgsl");
-pub(crate) const CONVOLVE_WGSL: &str = include_str!("../../../shaders/convolve.wgsl");
-
-/// Every kernel as (label, source without the common part, entry points).
-pub(crate) const SHADERS: [(&str, &str, &[&str]); 3] =
-    [("pixel", PIXEL_WGSL, &["main"]), ("blur", BLUR_WGSL, &["rows", "columns"]), ("convolve", CONVOLVE_WGSL, &["main"])];
-
-/// Bytes of one dispatch's parameters in the uniform buffer (the largest dynamic-offset
-/// alignment a device may ask for).
-pub(crate) const PARAMS_SLOT: u64 = 256;
+/// Chains whose pipelines a context keeps; beyond that the cache starts again (a batch uses one
+/// chain, so this only bounds a long session's memory).
+const CACHED_PROGRAMS: usize = 32;
 
 /// The adapter in use, as `pixelflow doctor` and the history report it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -90,26 +83,21 @@ pub fn adapter() -> Result<AdapterSummary> {
     chosen().map(|c| c.summary.clone())
 }
 
-/// A device with the filter pipelines and a buffer pool. Kernels take a context, so tests may
+/// A device with the compiled chains and a buffer pool. Kernels take a context, so tests may
 /// build their own ([`GpuContext::new`]); the `filter` step uses [`GpuContext::shared`].
 pub struct GpuContext {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub(crate) layout: wgpu::BindGroupLayout,
-    pub(crate) pipelines: Pipelines,
+    pipeline_layout: wgpu::PipelineLayout,
+    /// Each chain's pipelines (one an entry point), by its generated source.
+    programs: Mutex<HashMap<String, Arc<[wgpu::ComputePipeline]>>>,
     pub(crate) limits: wgpu::Limits,
     summary: AdapterSummary,
     /// Set by the device-lost callback: every later image goes to the CPU.
     lost: Arc<AtomicBool>,
     /// One image at a time on the device; the buffers grow to the largest tile seen.
     pub(crate) pool: Mutex<Pool>,
-}
-
-pub(crate) struct Pipelines {
-    pub pixel: wgpu::ComputePipeline,
-    pub blur_rows: wgpu::ComputePipeline,
-    pub blur_columns: wgpu::ComputePipeline,
-    pub convolve: wgpu::ComputePipeline,
 }
 
 impl GpuContext {
@@ -119,8 +107,8 @@ impl GpuContext {
         SHARED.get_or_init(|| GpuContext::new(&chosen()?.adapter)).as_ref().map_err(Clone::clone)
     }
 
-    /// A device on `adapter` with the adapter's own limits (so large tiles fit), and every
-    /// pipeline compiled.
+    /// A device on `adapter` with the adapter's own limits (so large tiles fit). Chains are
+    /// compiled on first use ([`GpuContext::pipelines`]).
     pub fn new(adapter: &wgpu::Adapter) -> Result<GpuContext> {
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
@@ -150,54 +138,70 @@ impl GpuContext {
         let params = wgpu::BindGroupLayoutEntry {
             binding: 0,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: true, min_binding_size: wgpu::BufferSize::new(64) },
+            ty: wgpu::BindingType::Buffer { ty: wgpu::BufferBindingType::Uniform, has_dynamic_offset: false, min_binding_size: wgpu::BufferSize::new(32) },
             count: None,
         };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("filter"),
-            entries: &[params, storage(1, true), storage(2, true), storage(3, false), storage(4, false), storage(5, false)],
+            entries: &[params, storage(1, true), storage(2, false), storage(3, false), storage(4, false)],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("filter"),
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let modules: Vec<wgpu::ShaderModule> = SHADERS
-            .iter()
-            .map(|(label, source, _)| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(label),
-                    source: wgpu::ShaderSource::Wgsl(format!("{COMMON_WGSL}\n{source}").into()),
-                })
-            })
-            .collect();
-        let pipeline = |module: &wgpu::ShaderModule, entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let pipelines = Pipelines {
-            pixel: pipeline(&modules[0], "main"),
-            blur_rows: pipeline(&modules[1], "rows"),
-            blur_columns: pipeline(&modules[1], "columns"),
-            convolve: pipeline(&modules[2], "main"),
-        };
-        if let Some(error) = pollster::block_on(scope.pop()) {
-            return Err(Error::Device(format!("the filter shaders do not compile: {error}")));
-        }
         let summary = AdapterSummary::new(&adapter.get_info());
         tracing::debug!(adapter = %summary.name, device_type = %summary.device_type, "GPU context ready");
-        Ok(GpuContext { pool: Mutex::new(Pool::new(&device)), device, queue, layout, pipelines, limits, summary, lost })
+        Ok(GpuContext {
+            pool: Mutex::new(Pool::new(&device)),
+            device,
+            queue,
+            layout,
+            pipeline_layout,
+            programs: Mutex::new(HashMap::new()),
+            limits,
+            summary,
+            lost,
+        })
     }
 
     pub fn adapter(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// The pipelines of `program`'s stages, compiled on its first use and cached.
+    pub(crate) fn pipelines(&self, program: &Program) -> Result<Arc<[wgpu::ComputePipeline]>> {
+        let mut programs = self.programs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pipelines) = programs.get(&program.source) {
+            return Ok(Arc::clone(pipelines));
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("filter chain"),
+            source: wgpu::ShaderSource::Wgsl(program.source.as_str().into()),
+        });
+        let pipelines: Arc<[wgpu::ComputePipeline]> = program
+            .stages
+            .iter()
+            .map(|stage| {
+                self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(stage.label),
+                    layout: Some(&self.pipeline_layout),
+                    module: &module,
+                    entry_point: Some(&stage.entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect();
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(Error::Run(format!("the chain's shader does not compile: {error}")));
+        }
+        if programs.len() >= CACHED_PROGRAMS {
+            programs.clear();
+        }
+        programs.insert(program.source.clone(), Arc::clone(&pipelines));
+        Ok(pipelines)
     }
 
     pub(crate) fn check_alive(&self) -> Result<()> {

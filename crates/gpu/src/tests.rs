@@ -6,10 +6,13 @@
 use image::{DynamicImage, ImageBuffer, Rgba};
 use pixelflow_imaging::{FilterChain, FilterOp};
 
-use crate::context::{GpuContext, COMMON_WGSL, SHADERS};
+use crate::context::GpuContext;
 use crate::filter::{GpuFilter, GpuFilterOptions};
 use crate::step::{DeviceChoice, DeviceFilter};
 use pixelflow_imaging::filter::ChainDevice;
+use std::path::Path;
+
+use crate::program::{Program, Samples, LIBRARY};
 
 /// The shared context, or `None` (the test is skipped) when the machine has no adapter.
 fn gpu() -> Option<&'static GpuContext> {
@@ -153,6 +156,8 @@ fn chains_match_the_cpu() {
         // Starts and ends with neighbourhood passes; the chain can change alpha.
         vec![all[16].clone(), all[4].clone(), all[11].clone()],
         vec![all[15].clone(), all[14].clone()],
+        // A blur long enough to loop over its weights, then a per-pixel run stored with it.
+        vec![FilterOp::Blur { sigma: 9.0 }, all[7].clone(), all[10].clone()],
     ];
     for (i, chain) in chains.iter().enumerate() {
         for kind in ["rgb8", "rgba8", "lumaa8", "rgba16"] {
@@ -174,14 +179,19 @@ fn tiles_with_the_halo_give_the_whole_image_result() {
         FilterOp::Contrast { amount: 1.3 },
     ];
     // Halo 6 + 2 + 3 = 11: tiles of 40x40 read at most 40x40 and write 18x18 of their own.
-    for kind in ["rgba8", "rgb16"] {
+    for kind in ["rgb8", "rgb16"] {
         let input = image(131, 77, kind);
-        let (cpu, gpu, tiles) = run_both(ctx, &chain, &input, GpuFilterOptions { max_tile_pixels: Some(40 * 40) });
+        let (cpu, gpu, tiles) = run_both(ctx, &chain, &input, GpuFilterOptions { max_tile_pixels: Some(40 * 40), profile: kind == "rgb16" });
         assert!(tiles > 20, "{tiles} tiles");
         assert_parity(&format!("tiled {kind}"), &cpu, &gpu);
     }
+    // Full-width bands: halo 6, 25 rows read of which 13 are the band's own.
+    let input = image(131, 77, "rgba8");
+    let (cpu, gpu, tiles) = run_both(ctx, &chain[1..2], &input, GpuFilterOptions { max_tile_pixels: Some(131 * 25), ..GpuFilterOptions::default() });
+    assert_eq!(tiles, 6);
+    assert_parity("banded blur", &cpu, &gpu);
     let input = image(131, 77, "rgb8");
-    let (cpu, gpu, tiles) = run_both(ctx, &chain[..1], &input, GpuFilterOptions { max_tile_pixels: Some(1000) });
+    let (cpu, gpu, tiles) = run_both(ctx, &chain[..1], &input, GpuFilterOptions { max_tile_pixels: Some(1000), ..GpuFilterOptions::default() });
     assert!(tiles > 1);
     assert_parity("tiled per-pixel", &cpu, &gpu);
 }
@@ -231,17 +241,30 @@ fn a_stop_between_tiles_cancels() {
     assert!(matches!(result, Err(crate::Error::Cancelled)), "{result:?}");
 }
 
-/// CPU-only: every shader parses and validates with naga, as wgpu compiles it.
+/// CPU-only: the shader library, and the module generated for every filter alone and for each
+/// chain of the parity tests (for every way samples are uploaded), parse and validate with naga, as wgpu compiles
+/// them, with every stage's entry point present.
 #[test]
-fn every_shader_validates() {
-    for (label, source, entries) in SHADERS {
-        let full = format!("{COMMON_WGSL}\n{source}");
-        let module = naga::front::wgsl::parse_str(&full).unwrap_or_else(|e| panic!("{label}.wgsl: {}", e.emit_to_string(&full)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{label}.wgsl: {e:?}"));
-        for entry in entries {
-            assert!(module.entry_points.iter().any(|e| e.name == *entry), "{label}.wgsl lacks {entry}");
+fn every_generated_shader_validates() {
+    let all = every_filter();
+    let mut chains: Vec<Vec<FilterOp>> = all.iter().map(|f| vec![f.clone()]).collect();
+    chains.push(all.clone());
+    chains.push(vec![FilterOp::Blur { sigma: 30.0 }, FilterOp::Sepia { amount: 0.5 }]);
+    for filters in chains {
+        let chain = FilterChain::new(filters).unwrap();
+        for samples in [Samples::Bytes(1), Samples::Bytes(2), Samples::Bytes(3), Samples::Bytes(4), Samples::Rgba16] {
+            let program = Program::new(chain.compiled(), samples);
+            let source = &program.source;
+            let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{}", e.emit_to_string(source)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{e:?}\n{source}"));
+            for stage in &program.stages {
+                assert!(module.entry_points.iter().any(|e| e.name == stage.entry), "no {}", stage.entry);
+            }
         }
+    }
+    for (name, _) in LIBRARY {
+        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shaders").join(name).is_file(), "{name}");
     }
 }
