@@ -6,6 +6,10 @@
 #
 #   bash bench/sync.sh [SMALL_COUNT=1000] [LARGE_COUNT=20] [LARGE_MB=100]
 #
+# SYNC_BENCH_ROUNDS=N (default 1) repeats each measurement N times, alternating which tool goes
+# first in each round (on a machine busy with other work, a load spike then hits both tools
+# alike); every round starts on an empty prefix. SYNC_BENCH_SETS="small large" picks the sets.
+#
 # Installs what it needs: rclone (Debian package), moto/boto3 (the test venv), Azurite (npm).
 # Both tools run with 32 files in flight (rclone --transfers 32 --checkers 32; pixelflow's
 # default), and each starts on an empty prefix, so both send every file.
@@ -134,26 +138,42 @@ measure() { # server set tool command...
 # for pixelflow; rclone gets everything from its remote strings.
 rc() { env -i PATH="$PATH" HOME="$HOME" rclone "$@"; }
 
-run_set() { # set
-  local set=$1
-  measure moto "$set" "$pf_label" pf_upload "s3://bench/pf-$set/" "$set"
-  measure moto "$set" "rclone copy" rc copy "$work/$set" "$s3_remote/rc-$set" --transfers 32 --checkers 32
-  measure azurite "$set" "$pf_label" pf_upload "az://bench/pf-$set/" "$set"
-  measure azurite "$set" "rclone copy" rc copy "$work/$set" "${az_remote}rc-$set" --transfers 32 --checkers 32
-  # Both servers keep everything in memory: free it before the next set.
+# Both servers keep everything in memory: emptied after each measurement.
+empty_servers() {
   rc purge "$s3_remote" >/dev/null 2>&1 || true
   rc delete "${az_remote}" >/dev/null 2>&1 || true
   "$venv/bin/python" tests/servers/storage.py s3 "http://127.0.0.1:$s3_port" create bench
   "$venv/bin/python" tests/servers/storage.py az "$az_cs" create bench
+}
+
+rounds=${SYNC_BENCH_ROUNDS:-1}
+run_set() { # set
+  local set=$1 round server tool
+  for round in $(seq "$rounds"); do
+    for server in moto azurite; do
+      local tools=(pf rclone)
+      [ $((round % 2)) -eq 0 ] && tools=(rclone pf)
+      for tool in "${tools[@]}"; do
+        case $server/$tool in
+          moto/pf) measure moto "$set" "$pf_label" pf_upload "s3://bench/pf-$set-$round/" "$set" ;;
+          moto/rclone) measure moto "$set" "rclone copy" rc copy "$work/$set" "$s3_remote/rc-$set-$round" --transfers 32 --checkers 32 ;;
+          azurite/pf) measure azurite "$set" "$pf_label" pf_upload "az://bench/pf-$set-$round/" "$set" ;;
+          azurite/rclone) measure azurite "$set" "rclone copy" rc copy "$work/$set" "${az_remote}rc-$set-$round" --transfers 32 --checkers 32 ;;
+        esac
+        empty_servers
+      done
+    done
+  done
   rm -rf "${work:?}/$set"
 }
 
-make_set small "$small_count" 0
-run_set small
-if [ "$large_count" -gt 0 ]; then
-  make_set large "$large_count" $((large_mb * 1024 * 1024))
-  run_set large
-fi
+for set in ${SYNC_BENCH_SETS:-small large}; do
+  case $set in
+    small) make_set small "$small_count" 0 ;;
+    large) [ "$large_count" -gt 0 ] || continue; make_set large "$large_count" $((large_mb * 1024 * 1024)) ;;
+  esac
+  run_set "$set"
+done
 
 echo
 echo "| server | files | tool | seconds | files/s | MB/s |"

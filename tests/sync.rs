@@ -1,9 +1,11 @@
 //! Cloud sync (issue 6) against real servers on loopback: moto (S3) and Azurite (Azure Blob),
 //! started by each test on a free port and killed when it ends. What landed is checked with
 //! the services' own SDKs (tests/servers/storage.py: boto3, azure-storage-blob), not with
-//! pixelflow's code. Faults: a tiny proxy that answers every Nth request with 503 or 500
-//! (tests/servers/faultproxy.py), a server killed in the middle of an export and restarted,
-//! bad credentials, a missing bucket.
+//! pixelflow's code. Faults: a tiny proxy (tests/servers/faultproxy.py) that answers every Nth
+//! request with 503 or 500, flips a byte of a part on its way, or answers as S3 does for a
+//! bucket of another region; a server killed in the middle of an export and restarted; real
+//! refusals (moto with its IAM authentication on, Azurite's shared key and a read-only SAS);
+//! a missing bucket.
 //!
 //! scripts/test.sh installs the servers and sets PIXELFLOW_MOTO, PIXELFLOW_AZURITE,
 //! PIXELFLOW_PYTHON and PIXELFLOW_REQUIRE_SYNC_SERVERS=1 (then a missing server fails the
@@ -90,13 +92,17 @@ impl Server {
         Server::spawn(cmd, port)
     }
 
-    /// The fault proxy in front of `upstream`: every `every`-th request answered `status`.
-    fn proxy(python: &Path, upstream: u16, every: u32, status: u16, log: &Path) -> Server {
+    /// The fault proxy in front of `upstream`: every `every`-th request answered with the HTTP
+    /// status `mode`, or (`corrupt`) every `every`-th part upload forwarded with a byte flipped,
+    /// or (`region`) every request answered as S3 answers for a bucket of another region; at
+    /// most `limit` faults.
+    fn proxy(python: &Path, upstream: u16, every: u32, mode: &str, limit: Option<u32>, log: &Path) -> Server {
         let port = free_port();
         let mut cmd = Command::new(python);
         cmd.arg(servers_dir().join("faultproxy.py"))
-            .args([port.to_string(), format!("127.0.0.1:{upstream}"), every.to_string(), status.to_string()])
-            .arg(log);
+            .args([port.to_string(), format!("127.0.0.1:{upstream}"), every.to_string(), mode.to_string()])
+            .arg(log)
+            .args(limit.map(|l| l.to_string()));
         Server::spawn(cmd, port)
     }
 
@@ -162,18 +168,32 @@ fn pixelflow(sb: &Sandbox, target: &Target, args: &[&str]) -> std::process::Outp
     cmd.args(args).output().expect("run pixelflow")
 }
 
-/// storage.py: `create` a bucket/container, or `list` it (key -> {size, sha256, etag, metadata...}).
-fn storage(python: &Path, target: &Target, command: &str, bucket: &str) -> BTreeMap<String, Value> {
+/// storage.py `args` on `target`, with the S3 keys `keys` (else moto's any); its JSON answer.
+fn storage_json(python: &Path, target: &Target, args: &[&str], keys: Option<(&str, &str)>) -> Value {
     let (service, where_) = match target {
         Target::S3(endpoint) => ("s3", endpoint.to_string()),
         Target::Azure(cs) => ("az", cs.clone()),
     };
-    let out = Command::new(python).arg(servers_dir().join("storage.py")).args([service, &where_, command, bucket]).output().expect("run storage.py");
-    assert!(out.status.success(), "storage.py {command} {bucket} failed: {}", stderr(&out));
-    if command != "list" {
-        return BTreeMap::new();
+    let mut cmd = Command::new(python);
+    cmd.arg(servers_dir().join("storage.py")).args([service, &where_]).args(args);
+    if let Some((id, secret)) = keys {
+        cmd.env("STORAGE_KEY_ID", id).env("STORAGE_SECRET", secret);
     }
-    let objects: Vec<Value> = serde_json::from_slice(&out.stdout).expect("storage.py JSON");
+    let out = cmd.output().expect("run storage.py");
+    assert!(out.status.success(), "storage.py {args:?} failed: {}", stderr(&out));
+    if out.stdout.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).expect("storage.py JSON")
+}
+
+/// storage.py: `create` a bucket/container, or `list` it (key -> {size, sha256, etag, metadata...}).
+fn storage(python: &Path, target: &Target, command: &str, bucket: &str) -> BTreeMap<String, Value> {
+    listing(storage_json(python, target, &[command, bucket], None))
+}
+
+fn listing(objects: Value) -> BTreeMap<String, Value> {
+    let objects = objects.as_array().cloned().unwrap_or_default();
     objects.into_iter().map(|o| (o["key"].as_str().unwrap().to_string(), o)).collect()
 }
 
@@ -192,6 +212,13 @@ fn make_files(dir: &Path, n: usize, ext: &str) -> Vec<PathBuf> {
             p
         })
         .collect()
+}
+
+/// A 17 MiB file: above the 16 MiB multipart threshold, three 8 MiB parts.
+fn big_file(path: &Path) -> PathBuf {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, (0..17 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
+    path.to_path_buf()
 }
 
 /// Records an execution whose output names `files` (variant `name`), as an image workflow's
@@ -220,7 +247,7 @@ fn export_a_batch_to_s3_then_rerun_sends_nothing() {
     let server = Server::moto(&moto);
     let sb = Sandbox::new();
     let log = sb.path().join("proxy.log");
-    let proxy = Server::proxy(&python, server.port, 0, 503, &log);
+    let proxy = Server::proxy(&python, server.port, 0, "503", None, &log);
     let (direct, endpoint) = (server.url(), proxy.url());
     storage(&python, &Target::S3(&direct), "create", "photos");
 
@@ -317,19 +344,17 @@ fn retries_get_through_injected_503s_and_500s() {
     let (Some(moto), Some(azurite), Some(python)) = (tool("PIXELFLOW_MOTO"), tool("PIXELFLOW_AZURITE"), tool("PIXELFLOW_PYTHON")) else { return };
     let sb = Sandbox::new();
     let mut files = make_files(&sb.path().join("made"), 20, "bin");
-    let big = sb.path().join("made/big.bin");
-    std::fs::write(&big, (0..17 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
-    files.push(big);
+    files.push(big_file(&sb.path().join("made/big.bin")));
     record_outputs(&sb, &files, "v");
 
     let s3 = Server::moto(&moto);
     let s3_log = sb.path().join("s3-proxy.log");
-    let s3_proxy = Server::proxy(&python, s3.port, 3, 503, &s3_log);
+    let s3_proxy = Server::proxy(&python, s3.port, 3, "503", None, &s3_log);
     let direct = s3.url();
     storage(&python, &Target::S3(&direct), "create", "flaky");
     let az = Server::azurite(&azurite, free_port(), None);
     let az_log = sb.path().join("az-proxy.log");
-    let az_proxy = Server::proxy(&python, az.port, 3, 500, &az_log);
+    let az_proxy = Server::proxy(&python, az.port, 3, "500", None, &az_log);
     let az_direct = Target::Azure(azure_connection_string(az.port, AZURITE_KEY));
     storage(&python, &az_direct, "create", "flaky");
 
@@ -437,5 +462,179 @@ fn export_interrupted_by_a_server_crash_resumes_to_every_object_once() {
         let unquote = |e: &str| e.trim_matches('"').to_string();
         assert_eq!(row.etag.as_deref().map(unquote), object["etag"].as_str().map(unquote), "{}: the history's ETag is not the object's", row.key);
         assert_eq!(row.content_hash, blake3::hash(&std::fs::read(&source).unwrap()).to_hex().to_string());
+    }
+}
+
+/// Issue 6: a part that reaches the server corrupted (the proxy flips a byte, as a faulty
+/// network would) is caught before the commit by the checksum the server computed over what it
+/// stored (Azure: each Put Block's CRC-64; S3: each Upload Part's ETag, the part's MD5), and the
+/// file is sent again; when every part arrives corrupted, the export fails with
+/// SyncIntegrityFailed, commits nothing and records nothing.
+#[test]
+fn corrupted_parts_are_caught_before_the_commit_and_sent_again() {
+    let (Some(moto), Some(azurite), Some(python)) = (tool("PIXELFLOW_MOTO"), tool("PIXELFLOW_AZURITE"), tool("PIXELFLOW_PYTHON")) else { return };
+    let sb = Sandbox::new();
+    let big = big_file(&sb.path().join("made/big.bin"));
+    record_outputs(&sb, std::slice::from_ref(&big), "v");
+    let s3 = Server::moto(&moto);
+    let az = Server::azurite(&azurite, free_port(), None);
+    let s3_direct = s3.url();
+    let h = history(&sb);
+    for (scheme, port, direct) in [("s3", s3.port, Target::S3(&s3_direct)), ("az", az.port, Target::Azure(azure_connection_string(az.port, AZURITE_KEY)))] {
+        fn through<'a>(scheme: &str, url: &'a str, port: u16) -> Target<'a> {
+            match scheme {
+                "s3" => Target::S3(url),
+                _ => Target::Azure(azure_connection_string(port, AZURITE_KEY)),
+            }
+        }
+        // A commit: Azure's Put Block List, S3's Complete Multipart Upload.
+        let commits = |log: &Path| {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            text.lines().filter(|l| l.contains("comp=blocklist") || (l.starts_with("POST ") && l.contains("uploadId="))).count()
+        };
+        let corrupted = |log: &Path| std::fs::read_to_string(log).unwrap_or_default().lines().filter(|l| l.ends_with(" corrupted")).count();
+
+        storage(&python, &direct, "create", "once");
+        let log = sb.path().join(format!("{scheme}-once.log"));
+        let proxy = Server::proxy(&python, port, 2, "corrupt", Some(1), &log);
+        let out = pixelflow(&sb, &through(scheme, &proxy.url(), proxy.port), &["export", &format!("{scheme}://once/"), "--since", "2000-01-01"]);
+        assert!(out.status.success(), "{scheme}: {}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert_eq!(stdout_json(&out)["uploaded"].as_u64(), Some(1));
+        assert_eq!((corrupted(&log), commits(&log)), (1, 1), "{scheme}: one part corrupted, only the good attempt committed");
+        assert!(stderr(&out).contains("integrity check failed"), "{scheme}: the retry is logged: {}", stderr(&out));
+        let listed = storage(&python, &direct, "list", "once");
+        assert_eq!(listed["big.bin"]["sha256"].as_str().unwrap(), sha256(&big), "{scheme}: the stored object is the file");
+        assert!(h.upload(&format!("{scheme}://once"), "big.bin").unwrap().is_some());
+
+        storage(&python, &direct, "create", "always");
+        let log = sb.path().join(format!("{scheme}-always.log"));
+        let proxy = Server::proxy(&python, port, 1, "corrupt", None, &log);
+        let out = pixelflow(&sb, &through(scheme, &proxy.url(), proxy.port), &["export", &format!("{scheme}://always/"), "--since", "2000-01-01"]);
+        assert_eq!(out.status.code(), Some(1), "{scheme}: {}", stderr(&out));
+        let error = &stdout_json(&out)["error"];
+        assert_eq!(error["error"], "Pixelflow.SyncIntegrityFailed", "{scheme}: {error}");
+        assert!(error["cause"].as_str().unwrap().contains("nothing was committed"), "{scheme}: {error}");
+        assert_eq!(commits(&log), 0, "{scheme}: a corrupted upload was committed");
+        assert!(storage(&python, &direct, "list", "always").is_empty(), "{scheme}: an object was left");
+        assert!(h.uploads(Some(&format!("{scheme}://always"))).unwrap().is_empty(), "{scheme}: recorded as uploaded");
+    }
+}
+
+/// Issue 6: real refusals from the servers: moto with its IAM authentication on (a user allowed
+/// only to read, an access key that does not exist, a wrong secret) and Azurite with a read-only
+/// SAS; and a bucket in another region, which moto does not emulate for object requests (the
+/// proxy answers as S3 does: a bodiless 301 to HEAD, AuthorizationHeaderMalformed naming the
+/// region to the rest). Each fails with its own error naming the cause and exit code 1, and
+/// nothing is recorded as uploaded; the same server then takes the upload from a user allowed
+/// to write (the refusals were the policy's).
+#[test]
+fn permission_denied_bad_keys_and_wrong_region_fail_clearly_and_record_nothing() {
+    let (Some(moto), Some(azurite), Some(python)) = (tool("PIXELFLOW_MOTO"), tool("PIXELFLOW_AZURITE"), tool("PIXELFLOW_PYTHON")) else { return };
+    let sb = Sandbox::new();
+    let files = make_files(&sb.path().join("made"), 3, "bin");
+    record_outputs(&sb, &files, "v");
+
+    let s3 = Server::moto(&moto);
+    let endpoint = s3.url();
+    let keys = storage_json(&python, &Target::S3(&endpoint), &["users", "locked"], None);
+    let key = |user: &str, field: &str| keys[user][field].as_str().unwrap().to_string();
+    let (reader, reader_secret) = (key("reader", "id"), key("reader", "secret"));
+    let log = sb.path().join("region.log");
+    let region_proxy = Server::proxy(&python, s3.port, 0, "region", None, &log);
+    let region_endpoint = region_proxy.url();
+
+    let az = Server::azurite(&azurite, free_port(), None);
+    let az_full = Target::Azure(azure_connection_string(az.port, AZURITE_KEY));
+    storage(&python, &az_full, "create", "readonly");
+    let sas = storage_json(&python, &az_full, &["sas", "readonly", "rl"], None);
+    let sas = sas.as_str().unwrap();
+    let az_read_only = Target::Azure(format!("AccountName={AZURITE_ACCOUNT};BlobEndpoint=http://127.0.0.1:{}/{AZURITE_ACCOUNT};SharedAccessSignature={sas}", az.port));
+
+    /// One refusal: who asks, where, the error expected and what its message must name.
+    struct Case<'a> {
+        label: &'a str,
+        target: Target<'a>,
+        keys: Option<(&'a str, &'a str)>,
+        dest: &'a str,
+        error: &'a str,
+        cause: &'a str,
+    }
+    let wrong_secret = "d3JvbmcgYW5kIGxvbmcgZW5vdWdoIHRvIGxvb2sgcmVhbA";
+    let cases = [
+        Case { label: "read-only IAM user", target: Target::S3(&endpoint), keys: Some((&reader, &reader_secret)), dest: "s3://locked/", error: "Pixelflow.SyncPermissionDenied", cause: "AccessDenied" },
+        Case { label: "unknown access key", target: Target::S3(&endpoint), keys: Some(("AKIAEXAMPLEUNKNOWN00", &reader_secret)), dest: "s3://locked/", error: "Pixelflow.SyncAuthFailed", cause: "InvalidAccessKeyId" },
+        Case { label: "wrong secret", target: Target::S3(&endpoint), keys: Some((&reader, wrong_secret)), dest: "s3://locked/", error: "Pixelflow.SyncAuthFailed", cause: "SignatureDoesNotMatch" },
+        Case { label: "read-only SAS", target: az_read_only, keys: None, dest: "az://readonly/", error: "Pixelflow.SyncPermissionDenied", cause: "AuthorizationPermissionMismatch" },
+        Case { label: "bucket in another region", target: Target::S3(&region_endpoint), keys: None, dest: "s3://locked/", error: "Pixelflow.SyncWrongRegion", cause: "region" },
+    ];
+    for Case { label, target, keys, dest, error, cause } in &cases {
+        let mut cmd = with_env(sb.cmd(), &sb, target);
+        if let Some((id, secret)) = keys {
+            cmd.env("AWS_ACCESS_KEY_ID", id).env("AWS_SECRET_ACCESS_KEY", secret);
+        }
+        let out = cmd.args(["export", dest, "--since", "2000-01-01"]).output().expect("run pixelflow");
+        assert_eq!(out.status.code(), Some(1), "{label}: {}", stderr(&out));
+        let report = stdout_json(&out);
+        assert_eq!(report["error"]["error"], *error, "{label}: {report}");
+        let message = report["error"]["cause"].as_str().unwrap();
+        assert!(message.contains(cause), "{label}: the error does not name the cause: {message}");
+        assert_eq!((report["uploaded"].as_u64(), report["failed"].as_u64()), (Some(0), Some(3)), "{label}: {report}");
+        let everything = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(!everything.contains(&reader_secret) && !everything.contains("sig="), "{label}: a secret leaked: {everything}");
+    }
+    let h = history(&sb);
+    assert!(h.uploads(None).unwrap().is_empty(), "nothing may be recorded as uploaded");
+    assert!(h.exports().unwrap().iter().all(|e| e.status == "FAILED" && e.uploaded == 0));
+    let admin = (key("admin", "id"), key("admin", "secret"));
+    assert!(listing(storage_json(&python, &Target::S3(&endpoint), &["list", "locked"], Some((&admin.0, &admin.1)))).is_empty());
+    assert!(storage(&python, &az_full, "list", "readonly").is_empty());
+
+    let mut cmd = with_env(sb.cmd(), &sb, &Target::S3(&endpoint));
+    let out = cmd.env("AWS_ACCESS_KEY_ID", &admin.0).env("AWS_SECRET_ACCESS_KEY", &admin.1).args(["export", "s3://locked/", "--since", "2000-01-01"]).output().unwrap();
+    assert!(out.status.success(), "the admin user may write: {}", stderr(&out));
+    assert_eq!(h.uploads(Some("s3://locked")).unwrap().len(), 3);
+
+    // The desktop app's path: a cloud profile whose secret is in the keychain. Its credentials
+    // are the ones sent (whatever the environment holds): the reader's are refused, the admin's
+    // write.
+    struct Keychain(String);
+    impl pixelflow_app::profiles::Keychain for Keychain {
+        fn set(&self, _: &str, _: &str) -> Result<(), pixelflow_app::profiles::KeychainError> {
+            Ok(())
+        }
+        fn get(&self, _: &str) -> Result<Option<String>, pixelflow_app::profiles::KeychainError> {
+            Ok(Some(self.0.clone()))
+        }
+        fn delete(&self, _: &str) -> Result<(), pixelflow_app::profiles::KeychainError> {
+            Ok(())
+        }
+    }
+    let app = pixelflow_app::App::open(DataDir::new(sb.data_dir())).unwrap();
+    let ids: Vec<String> = h.list_executions(&Default::default()).unwrap().into_iter().map(|e| e.id).collect();
+    for (name, id, secret, allowed) in [("as-reader", &reader, &reader_secret, false), ("as-admin", &admin.0, &admin.1, true)] {
+        let keychain = Keychain(secret.clone());
+        let profile = pixelflow_app::profiles::CloudProfile {
+            name: name.into(),
+            service: pixelflow_app::profiles::CloudService::S3,
+            bucket: "locked".into(),
+            prefix: name.into(),
+            endpoint: Some(endpoint.clone()),
+            region: None,
+            access_key_id: Some(id.clone()),
+            aws_profile: None,
+            account: None,
+            azure_secret: None,
+        };
+        pixelflow_app::profiles::save(&app, &profile, None, &keychain).unwrap();
+        let request = pixelflow_app::desktop::ExportRequest { executions: ids.clone(), profile: Some(name.into()), ..Default::default() };
+        let options = pixelflow_app::desktop::export_options(&app, &request, &keychain).unwrap();
+        let report = pixelflow_app::export::run(&app, &options, &pixelflow_engine::CancelToken::new()).unwrap();
+        if allowed {
+            assert!(report.succeeded() && report.uploaded == 3, "{name}: {report:?}");
+        } else {
+            assert_eq!(report.error.as_ref().map(|e| e.error.as_str()), Some("Pixelflow.SyncPermissionDenied"), "{name}: {report:?}");
+        }
+        // The CLI's 3, then the admin profile's 3; nothing for the refused reader.
+        assert_eq!(h.uploads(None).unwrap().len(), if allowed { 6 } else { 3 }, "{name}");
     }
 }

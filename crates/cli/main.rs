@@ -557,7 +557,7 @@ fn export(data_dir: Option<PathBuf>, args: ExportArgs, cancel: &CancelToken) -> 
         since: args.since,
         workflow: args.workflow,
         dry_run: args.dry_run,
-        store: pixelflow_sync::StoreOptions { profile: args.profile, region: args.region, endpoint: args.endpoint },
+        store: pixelflow_sync::StoreOptions { profile: args.profile, region: args.region, endpoint: args.endpoint, credentials: None },
         overwrite,
         concurrency: args.concurrency,
     };

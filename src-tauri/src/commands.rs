@@ -399,7 +399,7 @@ pub async fn remove_profile(state: State<'_, Desktop>, name: String) -> Result<(
 /// What an export would send where (`pixelflow export --dry-run`): nothing is sent.
 #[tauri::command]
 pub async fn export_preview(state: State<'_, Desktop>, request: ExportRequest) -> Result<ExportReport> {
-    let mut options = desktop::export_options(&state.app, &request)?;
+    let mut options = desktop::export_options(&state.app, &request, state.keychain.as_ref())?;
     options.dry_run = true;
     Ok(pixelflow_app::export::run(&state.app, &options, &CancelToken::new())?)
 }
@@ -414,7 +414,7 @@ pub struct ExportStarted {
 /// Returns at once; progress and each object's result arrive on `on_progress`.
 #[tauri::command]
 pub async fn start_export<R: Runtime>(handle: AppHandle<R>, state: State<'_, Desktop>, request: ExportRequest, on_progress: Channel<ExportMessage>) -> Result<ExportStarted> {
-    let options = desktop::export_options(&state.app, &request)?;
+    let options = desktop::export_options(&state.app, &request, state.keychain.as_ref())?;
     let app = state.app.clone();
     let export_id = format!("export-{}", state.next_run.fetch_add(1, Ordering::Relaxed));
     let cancel = CancelToken::new();

@@ -472,15 +472,15 @@ pub struct ExportRequest {
     pub overwrite: Option<Overwrite>,
 }
 
-/// The export's options for a request (the profile looked up).
-pub fn export_options(app: &App, request: &ExportRequest) -> Result<ExportOptions> {
+/// The export's options for a request (the profile looked up, its secret from `keychain`).
+pub fn export_options(app: &App, request: &ExportRequest, keychain: &dyn crate::profiles::Keychain) -> Result<ExportOptions> {
     if request.executions.is_empty() {
         return Err(Error::invalid("/executions", "select the executions to export"));
     }
     let (destination, store) = match (request.profile.as_deref().filter(|p| !p.is_empty()), request.destination.as_deref().filter(|d| !d.is_empty())) {
         (Some(name), _) => {
             let profile = crate::profiles::get(app, name)?;
-            (profile.destination(), profile.store_options())
+            (profile.destination(), profile.store_options(crate::profiles::secret(name, keychain)?))
         }
         (None, Some(url)) => (url.to_string(), StoreOptions::default()),
         (None, None) => return Err(Error::invalid("/profile", "choose a cloud profile or type a destination (s3://bucket/prefix or az://container/prefix)")),
@@ -819,17 +819,32 @@ mod tests {
         assert_eq!(run(json!({"path": "a.png", "device": "auto"})), "auto");
     }
 
+    /// A machine without a keychain (CI).
+    struct NoKeychain;
+
+    impl crate::profiles::Keychain for NoKeychain {
+        fn set(&self, _: &str, _: &str) -> std::result::Result<(), crate::profiles::KeychainError> {
+            Err(crate::profiles::KeychainError::Unavailable("none here".into()))
+        }
+        fn get(&self, _: &str) -> std::result::Result<Option<String>, crate::profiles::KeychainError> {
+            Err(crate::profiles::KeychainError::Unavailable("none here".into()))
+        }
+        fn delete(&self, _: &str) -> std::result::Result<(), crate::profiles::KeychainError> {
+            Err(crate::profiles::KeychainError::Unavailable("none here".into()))
+        }
+    }
+
     #[test]
     fn an_export_request_needs_executions_and_a_destination() {
         let dir = tempfile::tempdir().unwrap();
         let app = App::open(crate::DataDir::new(dir.path())).unwrap();
         let none = ExportRequest { executions: vec!["e".into()], ..Default::default() };
-        assert!(export_options(&app, &none).unwrap_err().to_string().contains("cloud profile"));
-        assert!(export_options(&app, &ExportRequest { destination: Some("s3://b/p".into()), ..Default::default() }).is_err());
+        assert!(export_options(&app, &none, &NoKeychain).unwrap_err().to_string().contains("cloud profile"));
+        assert!(export_options(&app, &ExportRequest { destination: Some("s3://b/p".into()), ..Default::default() }, &NoKeychain).is_err());
         let missing = ExportRequest { executions: vec!["e".into()], profile: Some("nope".into()), ..Default::default() };
-        assert!(matches!(export_options(&app, &missing), Err(Error::NotFound(_))));
+        assert!(matches!(export_options(&app, &missing, &NoKeychain), Err(Error::NotFound(_))));
         let url = ExportRequest { executions: vec!["e".into()], destination: Some("s3://bucket/p".into()), dry_run: true, ..Default::default() };
-        let opts = export_options(&app, &url).unwrap();
+        let opts = export_options(&app, &url, &NoKeychain).unwrap();
         assert_eq!((opts.destination.as_str(), opts.dry_run), ("s3://bucket/p", true));
     }
 

@@ -5,7 +5,7 @@
 //! `keyring` crate). Without a keychain a profile is still saved, without its secret, and
 //! exports find credentials where the sync step does: the environment and `~/.aws`.
 
-use pixelflow_sync::{Destination, StoreOptions};
+use pixelflow_sync::{Credentials, Destination, StoreOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -89,15 +89,24 @@ impl CloudProfile {
         }
     }
 
-    /// The store options the sync code opens the destination with (an Azure account without
-    /// an endpoint gets its public blob endpoint).
-    pub fn store_options(&self) -> StoreOptions {
+    /// The store options the sync code opens the destination with. With `secret` (the
+    /// keychain's) and the settings' half of the credentials (the S3 access key id, the Azure
+    /// account), those credentials; else none, and the sync code looks in the environment and
+    /// `~/.aws`. An Azure account without an endpoint gets its public blob endpoint.
+    pub fn store_options(&self, secret: Option<String>) -> StoreOptions {
         let some = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
         let endpoint = some(&self.endpoint).or_else(|| match (self.service, some(&self.account)) {
             (CloudService::Azure, Some(account)) => Some(format!("https://{account}.blob.core.windows.net")),
             _ => None,
         });
-        StoreOptions { profile: some(&self.aws_profile), region: some(&self.region), endpoint }
+        let credentials = secret.filter(|s| !s.is_empty()).and_then(|secret| match self.service {
+            CloudService::S3 => some(&self.access_key_id).map(|access_key_id| Credentials::S3 { access_key_id, secret_access_key: secret }),
+            CloudService::Azure => some(&self.account).map(|account| match self.azure_secret.as_deref() {
+                Some("sas") => Credentials::AzureSas { account, sas: secret },
+                _ => Credentials::AzureKey { account, key: secret },
+            }),
+        });
+        StoreOptions { profile: some(&self.aws_profile), region: some(&self.region), endpoint, credentials }
     }
 }
 
@@ -194,6 +203,20 @@ pub fn save(app: &App, profile: &CloudProfile, secret: Option<&str>, keychain: &
     Ok(Saved { entry, secret_stored })
 }
 
+/// The secret the keychain holds for profile `name`: `None` when it has none or there is no
+/// keychain (exports then use the environment's credentials); an error when the keychain
+/// refused (locked, access denied), rather than sending with other credentials than asked.
+pub fn secret(name: &str, keychain: &dyn Keychain) -> Result<Option<String>> {
+    match keychain.get(name) {
+        Ok(secret) => Ok(secret),
+        Err(KeychainError::Unavailable(why)) => {
+            tracing::debug!(profile = %name, %why, "no keychain: the environment's credentials apply");
+            Ok(None)
+        }
+        Err(e @ KeychainError::Failed(_)) => Err(Error::Busy(format!("cloud profile '{name}': {e}"))),
+    }
+}
+
 /// Removes a profile and its secret.
 pub fn remove(app: &App, name: &str, keychain: &dyn Keychain) -> Result<()> {
     if !app.history().remove_cloud_profile(name)? {
@@ -276,7 +299,10 @@ mod tests {
         let all = list(&app, &keychain).unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].profile, s3("work"));
-        assert_eq!(get(&app, "work").unwrap().store_options().endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        let options = get(&app, "work").unwrap().store_options(secret("work", &keychain).unwrap());
+        assert_eq!(options.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(options.credentials, Some(Credentials::S3 { access_key_id: "AKIDEXAMPLE".into(), secret_access_key: "s3cr3t-value".into() }));
+        assert!(!format!("{options:?}").contains("s3cr3t-value"), "Debug shows no secret");
         // The settings are in SQLite; the secret is not, in any form SQLite wrote.
         let bytes = database_bytes(&app);
         assert!(contains(&bytes, "AKIDEXAMPLE"), "the settings are stored");
@@ -296,6 +322,8 @@ mod tests {
         assert_eq!(saved.entry.has_secret, None);
         assert!(saved.entry.keychain_note.as_deref().unwrap().contains("no keychain"), "{:?}", saved.entry.keychain_note);
         assert_eq!(list(&app, &Memory(None)).unwrap().len(), 1);
+        assert_eq!(secret("nokeychain", &Memory(None)).unwrap(), None);
+        assert_eq!(get(&app, "nokeychain").unwrap().store_options(None).credentials, None, "the environment's credentials apply");
         let bytes = database_bytes(&app);
         assert!(contains(&bytes, "AKIDEXAMPLE") && !contains(&bytes, "s3cr3t-value"));
         assert!(!std::fs::read_dir(dir.path()).unwrap().flatten().any(|e| e.path().is_file() && contains(&std::fs::read(e.path()).unwrap(), "s3cr3t-value")), "no file of the data dir holds the secret");
@@ -324,6 +352,9 @@ mod tests {
     fn an_azure_account_gets_its_blob_endpoint() {
         let p = CloudProfile { service: CloudService::Azure, account: Some("acme".into()), endpoint: None, ..s3("az") };
         assert_eq!(p.destination(), "az://photos/web/{variant}");
-        assert_eq!(p.store_options().endpoint.as_deref(), Some("https://acme.blob.core.windows.net"));
+        assert_eq!(p.store_options(None).endpoint.as_deref(), Some("https://acme.blob.core.windows.net"));
+        let sas = CloudProfile { azure_secret: Some("sas".into()), ..p.clone() };
+        assert_eq!(sas.store_options(Some("sv=1&sig=x".into())).credentials, Some(Credentials::AzureSas { account: "acme".into(), sas: "sv=1&sig=x".into() }));
+        assert_eq!(p.store_options(Some("k".into())).credentials, Some(Credentials::AzureKey { account: "acme".into(), key: "k".into() }));
     }
 }

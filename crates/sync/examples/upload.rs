@@ -2,7 +2,7 @@
 //! `pixelflow export` (`upload_all`), recording nothing. For bench/sync.sh when a release build
 //! of the whole `pixelflow` binary is not at hand:
 //!
-//!     cargo run --release -p pixelflow-sync --example upload -- s3://bucket/prefix/ DIR [CONCURRENCY]
+//!     cargo run --release -p pixelflow-sync --example upload -- s3://bucket/prefix/ DIR [CONCURRENCY [PART_MIB [PART_CONCURRENCY]]]
 
 use std::path::PathBuf;
 
@@ -11,13 +11,20 @@ use pixelflow_sync::{Destination, Item, KeyVars, NoLog, StoreOptions, UploadOpti
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dest, dir, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: upload DESTINATION DIR [CONCURRENCY]");
+        eprintln!("usage: upload DESTINATION DIR [CONCURRENCY [PART_MIB [PART_CONCURRENCY]]]");
         std::process::exit(2);
     };
     let destination = Destination::parse(dest).unwrap_or_else(|e| fail(&e));
     let mut options = UploadOptions::default();
-    if let Some(c) = rest.first().and_then(|c| c.parse().ok()) {
+    let arg = |i: usize| rest.get(i).and_then(|c| c.parse::<usize>().ok());
+    if let Some(c) = arg(0) {
         options.concurrency = c;
+    }
+    if let Some(mib) = arg(1) {
+        options.part_size = mib * 1024 * 1024;
+    }
+    if let Some(c) = arg(2) {
+        options.part_concurrency = c;
     }
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir).unwrap_or_else(|e| fail(&e)).filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
     paths.sort();

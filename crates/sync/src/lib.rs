@@ -7,7 +7,7 @@
 //! * [`store`]: credentials (AWS variables and profiles; Azure variables and connection
 //!   strings), the retry policy, and the one tokio runtime the synchronous callers block on.
 //! * [`upload`]: skip-if-unchanged (blake3 metadata, HEAD first), single or multipart PUT,
-//!   integrity check, bounded concurrency, and the [`UploadLog`] a confirmed upload goes to.
+//!   integrity check (the service's own checksums, per part before a multipart commit), bounded concurrency, and the [`UploadLog`] a confirmed upload goes to.
 //! * [`step`]: the `pixelflow:sync` Task resource.
 
 pub mod destination;
@@ -19,5 +19,5 @@ pub mod upload;
 pub use destination::{Destination, KeyVars, Service};
 pub use error::{Error, Result};
 pub use step::register;
-pub use store::{open, Store, StoreOptions};
+pub use store::{open, Credentials, Store, StoreOptions};
 pub use upload::{upload_all, Action, Item, NoLog, Outcome, Overwrite, UploadLog, UploadOptions, UploadRecord};

@@ -86,7 +86,7 @@ pub fn run_sync(input: Value, ctx: &TaskContext, log: &dyn UploadLog) -> Result<
         let key = destination.key(&vars, name)?;
         items.push(Item { source: path, key, execution_id: Some(ctx.execution_id.clone()) });
     }
-    let store = store::open(&destination, &StoreOptions { profile: raw.profile, region: raw.region, endpoint: raw.endpoint })?;
+    let store = store::open(&destination, &StoreOptions { profile: raw.profile, region: raw.region, endpoint: raw.endpoint, credentials: None })?;
     let stop = || {
         ctx.heartbeat();
         ctx.is_cancelled()

@@ -19,11 +19,13 @@
 //! [`RETRY_TIMEOUT`] (`PIXELFLOW_SYNC_RETRY_TIMEOUT` seconds overrides it).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine;
 use object_store::aws::{AmazonS3Builder, Checksum};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::client::{HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpService, ReqwestConnector};
@@ -62,6 +64,28 @@ pub struct StoreOptions {
     pub region: Option<String>,
     /// A custom endpoint: an S3-compatible server or an Azure blob endpoint.
     pub endpoint: Option<String>,
+    /// Credentials handed over by the caller (the desktop app's cloud profiles, whose secret
+    /// lives in the OS keychain); they win over the environment and `~/.aws`.
+    pub credentials: Option<Credentials>,
+}
+
+/// Credentials given directly. Held in memory only: `Debug` shows no secret, and nothing here
+/// stores or logs them (their values are redacted from error messages).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Credentials {
+    S3 { access_key_id: String, secret_access_key: String },
+    AzureKey { account: String, key: String },
+    AzureSas { account: String, sas: String },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::S3 { access_key_id, .. } => write!(f, "S3 {{ access_key_id: {access_key_id}, secret_access_key: <redacted> }}"),
+            Credentials::AzureKey { account, .. } => write!(f, "AzureKey {{ account: {account}, key: <redacted> }}"),
+            Credentials::AzureSas { account, .. } => write!(f, "AzureSas {{ account: {account}, sas: <redacted> }}"),
+        }
+    }
 }
 
 /// An opened destination.
@@ -70,9 +94,9 @@ pub struct Store {
     pub destination_root: String,
     pub service: Service,
     pub(crate) inner: Arc<dyn ObjectStore>,
-    /// `Content-MD5` that Azure answered to whole-blob PUTs, by request path (computed over the
-    /// bytes it stored; see [`Md5Capture`]); each is taken by the upload that checks it.
-    pub(crate) md5s: Arc<Mutex<HashMap<String, String>>>,
+    /// The checksums the service answered (computed over the bytes it stored; see
+    /// [`ChecksumCapture`]), by request path; each is taken by the upload that checks it.
+    pub(crate) checksums: Arc<Mutex<Checksums>>,
     /// Where the credentials came from, without them: `env`, `profile default`, ...
     pub credentials: String,
     pub(crate) redactor: Redactor,
@@ -205,12 +229,18 @@ fn ini_section(text: &str, section: &str) -> Option<Vec<(String, String)>> {
 fn open_s3(destination: &Destination, options: &StoreOptions) -> Result<Store> {
     let root = destination.root();
     let mut redactor = Redactor::default();
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(&destination.bucket);
+    // Given credentials stand alone: nothing of the environment's (a session token) mixes in.
+    let given = matches!(options.credentials, Some(Credentials::S3 { .. }));
+    let mut builder = if given { AmazonS3Builder::new() } else { AmazonS3Builder::from_env() }.with_bucket_name(&destination.bucket);
     let profile_name = options.profile.clone().or_else(|| env("AWS_PROFILE"));
     let from_env = options.profile.is_none() && env("AWS_ACCESS_KEY_ID").is_some();
     let mut region = options.region.clone().or_else(|| env("AWS_REGION")).or_else(|| env("AWS_DEFAULT_REGION"));
     let mut endpoint = options.endpoint.clone().or_else(|| env("AWS_ENDPOINT_URL_S3")).or_else(|| env("AWS_ENDPOINT_URL"));
-    let credentials = if from_env {
+    let credentials = if let Some(Credentials::S3 { access_key_id, secret_access_key }) = &options.credentials {
+        redactor.add(secret_access_key);
+        builder = builder.with_access_key_id(access_key_id).with_secret_access_key(secret_access_key);
+        format!("given (access key id {access_key_id})")
+    } else if from_env {
         for var in ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
             if let Some(secret) = env(var) {
                 redactor.add(&secret);
@@ -249,14 +279,17 @@ fn open_s3(destination: &Destination, options: &StoreOptions) -> Result<Store> {
         builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
     }
     let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
-    let md5s = Arc::new(Mutex::new(HashMap::new()));
+    let checksums = Arc::new(Mutex::new(Checksums::default()));
+    // `x-amz-checksum-sha256` on every PUT: S3 checks it on receipt. (Without it moto computes
+    // a default CRC-64 in Python instead, which costs it more: BENCHMARKS.md, Cloud sync.)
     let inner = builder
         .with_checksum_algorithm(Checksum::SHA256)
         .with_retry(retry_config())
         .with_client_options(client_options(allow_http))
+        .with_http_connector(ChecksumConnector { checksums: checksums.clone() })
         .build()
         .map_err(|e| config_error(&root, &redactor, e))?;
-    Ok(Store { destination_root: root, service: Service::S3, inner: Arc::new(inner), md5s, credentials, redactor })
+    Ok(Store { destination_root: root, service: Service::S3, inner: Arc::new(inner), checksums, credentials, redactor })
 }
 
 /// The parts of an Azure connection string that matter here.
@@ -297,9 +330,24 @@ pub(crate) fn parse_connection_string(s: &str) -> ConnectionString {
 fn open_azure(destination: &Destination, options: &StoreOptions) -> Result<Store> {
     let root = destination.root();
     let mut redactor = Redactor::default();
-    let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(&destination.bucket);
+    let given = matches!(options.credentials, Some(Credentials::AzureKey { .. } | Credentials::AzureSas { .. }));
+    let mut builder = if given { MicrosoftAzureBuilder::new() } else { MicrosoftAzureBuilder::from_env() }.with_container_name(&destination.bucket);
     let mut endpoint = options.endpoint.clone();
-    let credentials = if let Some(text) = env("AZURE_STORAGE_CONNECTION_STRING") {
+    let credentials = if let Some(given @ (Credentials::AzureKey { account, .. } | Credentials::AzureSas { account, .. })) = &options.credentials {
+        builder = builder.with_account(account);
+        match given {
+            Credentials::AzureKey { key, .. } => {
+                redactor.add(key);
+                builder = builder.with_access_key(key);
+            }
+            Credentials::AzureSas { sas, .. } => {
+                redactor.add_sas(sas);
+                builder = builder.with_config(AzureConfigKey::SasKey, sas.trim_start_matches('?'));
+            }
+            Credentials::S3 { .. } => {}
+        }
+        format!("given (account {account})")
+    } else if let Some(text) = env("AZURE_STORAGE_CONNECTION_STRING") {
         redactor.add(&text);
         let cs = parse_connection_string(&text);
         if cs.development {
@@ -352,14 +400,14 @@ fn open_azure(destination: &Destination, options: &StoreOptions) -> Result<Store
     if let Some(endpoint) = &endpoint {
         builder = builder.with_endpoint(endpoint.clone());
     }
-    let md5s = Arc::new(Mutex::new(HashMap::new()));
+    let checksums = Arc::new(Mutex::new(Checksums::default()));
     let inner = builder
         .with_retry(retry_config())
         .with_client_options(client_options(allow_http))
-        .with_http_connector(Md5Connector { md5s: md5s.clone() })
+        .with_http_connector(ChecksumConnector { checksums: checksums.clone() })
         .build()
         .map_err(|e| config_error(&root, &redactor, e))?;
-    Ok(Store { destination_root: root, service: Service::Azure, inner: Arc::new(inner), md5s, credentials, redactor })
+    Ok(Store { destination_root: root, service: Service::Azure, inner: Arc::new(inner), checksums, credentials, redactor })
 }
 
 fn config_error(root: &str, redactor: &Redactor, e: object_store::Error) -> Error {
@@ -412,11 +460,99 @@ impl Store {
         }
     }
 
-    /// The `Content-MD5` the service answered to the last PUT of `key`, taken (once).
+    /// The end of the request path of `key` (`/container/key`, percent-encoded).
+    fn request_suffix(&self, key: &str) -> String {
+        let container = self.destination_root.split_once("://").map_or("", |(_, b)| b);
+        format!("/{container}/{}", encode_path(key))
+    }
+
+    /// The `Content-MD5` the service answered to the last whole-blob PUT of `key`, taken (once).
     pub(crate) fn take_md5(&self, key: &str) -> Option<String> {
-        let mut map = self.md5s.lock().unwrap_or_else(|e| e.into_inner());
-        let found = map.keys().find(|p| p.ends_with(&format!("/{}", encode_path(key)))).cloned();
-        found.and_then(|p| map.remove(&p))
+        let suffix = self.request_suffix(key);
+        let mut checksums = self.checksums.lock().unwrap_or_else(|e| e.into_inner());
+        let found = checksums.md5s.keys().find(|p| p.ends_with(&suffix)).cloned();
+        found.and_then(|p| checksums.md5s.remove(&p))
+    }
+
+    /// Forgets the parts and blocks sent for `key` (before a multipart upload starts).
+    pub(crate) fn clear_parts(&self, key: &str) {
+        let suffix = self.request_suffix(key);
+        let mut checksums = self.checksums.lock().unwrap_or_else(|e| e.into_inner());
+        checksums.blocks.retain(|p, _| !p.ends_with(&suffix));
+        checksums.parts.retain(|p, _| !p.ends_with(&suffix));
+    }
+
+    /// The ETag (the MD5 of what it stored) S3 answered to each part of `key` sent so far, by
+    /// part number, taken (once).
+    pub(crate) fn take_part_etags(&self, key: &str) -> HashMap<u32, String> {
+        let suffix = self.request_suffix(key);
+        let mut checksums = self.checksums.lock().unwrap_or_else(|e| e.into_inner());
+        let path = checksums.parts.keys().find(|p| p.ends_with(&suffix)).cloned();
+        path.and_then(|p| checksums.parts.remove(&p)).unwrap_or_default()
+    }
+
+    /// The CRC-64s the service answered to the blocks of `key` staged so far, by block id.
+    pub(crate) fn staged_crc64s(&self, key: &str) -> HashMap<String, u64> {
+        let suffix = self.request_suffix(key);
+        let checksums = self.checksums.lock().unwrap_or_else(|e| e.into_inner());
+        checksums.blocks.iter().find(|(p, _)| p.ends_with(&suffix)).map(|(_, b)| b.crc64s.clone()).unwrap_or_default()
+    }
+
+    /// The CRC-64 of each block of `key`'s committed block list, in the list's order (`None`
+    /// for a block the service answered none for), taken (once); `None` when no list was sent.
+    pub(crate) fn take_committed_crc64s(&self, key: &str) -> Option<Vec<Option<u64>>> {
+        let suffix = self.request_suffix(key);
+        let mut checksums = self.checksums.lock().unwrap_or_else(|e| e.into_inner());
+        let path = checksums.blocks.keys().find(|p| p.ends_with(&suffix)).cloned()?;
+        let blocks = checksums.blocks.remove(&path)?;
+        let committed = blocks.committed?;
+        Some(committed.iter().map(|id| blocks.crc64s.get(id).copied()).collect())
+    }
+}
+
+/// What the service answered about the bytes it stored, by request path. Azure: the
+/// `Content-MD5` of whole-blob PUTs, the `x-ms-content-crc64` of each Put Block and the order of
+/// the block list committed. S3: the ETag of each Upload Part (the part's MD5).
+#[derive(Debug, Default)]
+pub(crate) struct Checksums {
+    md5s: HashMap<String, String>,
+    blocks: HashMap<String, Blocks>,
+    parts: HashMap<String, HashMap<u32, String>>,
+}
+
+#[derive(Debug, Default)]
+struct Blocks {
+    /// Block id (as in the block list) -> the CRC-64 the service computed over the block.
+    crc64s: HashMap<String, u64>,
+    /// The block ids of the last block list committed, in order.
+    committed: Option<Vec<String>>,
+}
+
+/// CRC-64/NVME, the checksum Azure Blob computes over each staged block.
+pub(crate) fn crc64(bytes: &[u8]) -> u64 {
+    let mut digest = crc64fast_nvme::Digest::new();
+    digest.write(bytes);
+    digest.sum64()
+}
+
+/// Decodes `%XX` escapes (a block id in a query string).
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// The block ids of a Put Block List body, in order.
+fn block_list_ids(xml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut ids, mut in_id) = (Vec::new(), false);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(tag)) => in_id = matches!(tag.name().as_ref(), b"Uncommitted" | b"Committed" | b"Latest"),
+            Ok(Event::Text(text)) if in_id => ids.push(String::from_utf8_lossy(&text).trim().to_string()),
+            Ok(Event::End(_)) => in_id = false,
+            Ok(Event::Eof) | Err(_) => return ids,
+            Ok(_) => {}
+        }
     }
 }
 
@@ -475,36 +611,82 @@ impl Redactor {
     }
 }
 
-/// Builds object_store's own reqwest client, wrapped in [`Md5Capture`].
+/// Builds object_store's own reqwest client, wrapped in [`ChecksumCapture`].
 #[derive(Debug)]
-struct Md5Connector {
-    md5s: Arc<Mutex<HashMap<String, String>>>,
+struct ChecksumConnector {
+    checksums: Arc<Mutex<Checksums>>,
 }
 
-impl HttpConnector for Md5Connector {
+impl HttpConnector for ChecksumConnector {
     fn connect(&self, options: &ClientOptions) -> object_store::Result<HttpClient> {
         let inner = ReqwestConnector::default().connect(options)?;
-        Ok(HttpClient::new(Md5Capture { inner, md5s: self.md5s.clone() }))
+        Ok(HttpClient::new(ChecksumCapture { inner, checksums: self.checksums.clone() }))
     }
 }
 
-/// Remembers the `Content-MD5` header of successful whole-object PUT responses by path: Azure
-/// answers a Put Blob with the MD5 of what it stored, which the upload compares with its own.
+/// Remembers, by request path, the checksums a service answers over the bytes it stored (see
+/// [`Checksums`]); the upload compares them with the file's own. (Headers cannot be added
+/// here: the request is already signed.)
 #[derive(Debug)]
-struct Md5Capture {
+struct ChecksumCapture {
     inner: HttpClient,
-    md5s: Arc<Mutex<HashMap<String, String>>>,
+    checksums: Arc<Mutex<Checksums>>,
+}
+
+/// What a request is, for [`ChecksumCapture`].
+enum Put {
+    Blob,
+    Block(String),
+    BlockList(Vec<String>),
+    Part(u32),
 }
 
 #[async_trait]
-impl HttpService for Md5Capture {
+impl HttpService for ChecksumCapture {
     async fn call(&self, req: HttpRequest) -> std::result::Result<HttpResponse, HttpError> {
-        let is_put = req.method().as_str() == "PUT" && req.uri().query().is_none();
+        let put = if req.method().as_str() != "PUT" {
+            None
+        } else {
+            match req.uri().query() {
+                None => Some(Put::Blob),
+                Some(q) if q.split('&').any(|p| p == "comp=block") => {
+                    q.split('&').find_map(|p| p.strip_prefix("blockid=")).map(|id| Put::Block(percent_decode(id)))
+                }
+                Some(q) if q.split('&').any(|p| p == "comp=blocklist") => {
+                    req.body().as_bytes().map(|b| Put::BlockList(block_list_ids(&String::from_utf8_lossy(b))))
+                }
+                Some(q) if q.split('&').any(|p| p.starts_with("uploadId=")) => {
+                    q.split('&').find_map(|p| p.strip_prefix("partNumber=")).and_then(|n| n.parse().ok()).map(Put::Part)
+                }
+                Some(_) => None,
+            }
+        };
         let path = req.uri().path().to_string();
         let response = self.inner.execute(req).await?;
-        if is_put && response.status().is_success() {
-            if let Some(md5) = response.headers().get("content-md5").and_then(|v| v.to_str().ok()) {
-                self.md5s.lock().unwrap_or_else(|e| e.into_inner()).insert(path, md5.to_string());
+        if let (Some(put), true) = (put, response.status().is_success()) {
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let mut checksums = self.checksums.lock().unwrap_or_else(|e| e.into_inner());
+            match put {
+                Put::Blob => {
+                    if let Some(md5) = header("content-md5") {
+                        checksums.md5s.insert(path, md5);
+                    }
+                }
+                Put::Block(id) => {
+                    let crc = header("x-ms-content-crc64")
+                        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+                        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                        .map(u64::from_le_bytes);
+                    if let Some(crc) = crc {
+                        checksums.blocks.entry(path).or_default().crc64s.insert(id, crc);
+                    }
+                }
+                Put::BlockList(ids) => checksums.blocks.entry(path).or_default().committed = Some(ids),
+                Put::Part(number) => {
+                    if let Some(etag) = header("etag") {
+                        checksums.parts.entry(path).or_default().insert(number, etag.trim_matches('"').to_ascii_lowercase());
+                    }
+                }
             }
         }
         Ok(response)
@@ -584,6 +766,20 @@ mod tests {
         assert_eq!(ini_section(text, "default").unwrap(), vec![("aws_access_key_id".to_string(), "A".to_string())]);
         assert_eq!(ini_section(text, "profile x").unwrap(), vec![("region".to_string(), "eu-west-1".to_string())]);
         assert!(ini_section(text, "y").is_none());
+    }
+
+    #[test]
+    fn crc64_is_azures_crc64_nvme() {
+        // The CRC catalogue's check value of CRC-64/NVME.
+        assert_eq!(crc64(b"123456789"), 0xae8b_1486_0a79_9888);
+    }
+
+    #[test]
+    fn block_ids_from_queries_and_block_lists() {
+        assert_eq!(percent_decode("YWJj%3D%3D"), "YWJj==");
+        assert_eq!(percent_decode("a%2Bb%2F%zz"), "a+b/%zz");
+        let xml = "<?xml version=\"1.0\"?>\n<BlockList>\n\t<Uncommitted>QQ==</Uncommitted>\n\t<Latest>Qg==</Latest>\n</BlockList>";
+        assert_eq!(block_list_ids(xml), ["QQ==", "Qg=="]);
     }
 
     #[test]

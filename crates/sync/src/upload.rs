@@ -1,15 +1,17 @@
 //! Uploading files to a [`Store`]: skip-if-unchanged, single or multipart PUT, integrity
 //! check, and the record of every confirmed upload.
 //!
-//! For each file: hash it (blake3 for identity, MD5 for the integrity check); unless
+//! For each file: hash it on the blocking pool (blake3 for identity; for the integrity check
+//! the MD5 of a small file, or per part the MD5 (S3) or CRC-64/NVME (Azure)); unless
 //! `overwrite` is `always` or a listing of its folder showed the key absent (see
-//! [`absent_keys`]), HEAD the key and skip the upload when the object's
-//! `pixelflowblake3` metadata and size match; PUT it (multipart above
-//! [`UploadOptions::multipart_threshold`]) with the hash as metadata; verify what the
-//! service answered (S3: the ETag is the MD5, or for multipart the MD5 of the parts' MD5s;
-//! Azure: the `Content-MD5` it computed); and only then hand the upload to the [`UploadLog`].
-//! An object that fails verification is deleted, so no later run can skip it as unchanged.
-//! Files run concurrently, at most [`UploadOptions::concurrency`] at a time.
+//! [`absent_keys`]), HEAD the key and skip the upload when the object's `pixelflowblake3`
+//! metadata and size match; PUT it (multipart above [`UploadOptions::multipart_threshold`])
+//! with the hash as metadata; verify what the service computed over the bytes it stored (per
+//! part before a multipart commit, see [`check_parts`]; then the whole, see [`verify`]); and
+//! only then hand the upload to the [`UploadLog`]. An object that fails verification after its
+//! commit is deleted, so no later run can skip it as unchanged; a file that fails it is sent
+//! once more ([`INTEGRITY_ATTEMPTS`]). Files run concurrently, at most
+//! [`UploadOptions::concurrency`] at a time.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -19,9 +21,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use md5::{Digest, Md5};
 use object_store::path::Path as ObjectPath;
-use object_store::{Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, WriteMultipart};
+use object_store::{Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload};
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
 use crate::destination::Service;
 use crate::error::{Error, Result};
@@ -274,56 +275,83 @@ fn key_conflicts(store: &Store, items: &[Item]) -> HashMap<usize, Error> {
     out
 }
 
-/// A file's hashes: blake3 (identity), MD5 of the whole, and MD5 of each part.
+/// A file's hashes: blake3 (identity), and what the service's answer is checked against.
 struct Hashes {
     size: u64,
     blake3: String,
-    md5: [u8; 16],
+    /// The content and its MD5, for files small enough for one PUT.
+    content: Option<(Bytes, [u8; 16])>,
+    /// Multipart: the MD5 (S3: the ETag is made of them) or the CRC-64/NVME (Azure: each Put
+    /// Block answers one) of each part.
     part_md5s: Vec<[u8; 16]>,
-    /// The content, for files small enough for one PUT.
-    content: Option<Bytes>,
+    part_crc64s: Vec<u64>,
 }
 
-async fn hash_file(path: &Path, options: &UploadOptions) -> Result<Hashes> {
-    let meta = tokio::fs::metadata(path).await.map_err(|e| Error::io(path, e))?;
+/// Hashes a file on the blocking pool (hashing is CPU work the runtime's two workers must not
+/// do while they also drive the network).
+async fn hash_file(path: &Path, service: Service, options: &UploadOptions) -> Result<Hashes> {
+    let (path, threshold, part_size) = (path.to_path_buf(), options.multipart_threshold, options.part_size);
+    let task = tokio::task::spawn_blocking(move || hash_file_blocking(&path, service, threshold, part_size).map_err(|e| Error::io(&path, e)));
+    task.await.unwrap_or_else(|e| Err(Error::Failed { destination: String::new(), message: format!("hashing failed: {e}") }))
+}
+
+fn hash_file_blocking(path: &Path, service: Service, threshold: u64, part_size: usize) -> std::io::Result<Hashes> {
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
     }
-    if meta.len() < options.multipart_threshold {
-        let content = Bytes::from(tokio::fs::read(path).await.map_err(|e| Error::io(path, e))?);
+    if meta.len() < threshold {
+        let mut content = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut content)?;
         let md5: [u8; 16] = Md5::digest(&content).into();
-        return Ok(Hashes { size: content.len() as u64, blake3: blake3::hash(&content).to_hex().to_string(), md5, part_md5s: vec![md5], content: Some(content) });
+        let blake3 = blake3::hash(&content).to_hex().to_string();
+        return Ok(Hashes { size: content.len() as u64, blake3, content: Some((Bytes::from(content), md5)), part_md5s: vec![], part_crc64s: vec![] });
     }
-    let mut file = tokio::fs::File::open(path).await.map_err(|e| Error::io(path, e))?;
-    let (mut b3, mut whole) = (blake3::Hasher::new(), Md5::new());
-    let mut part_md5s = Vec::new();
+    let mut b3 = blake3::Hasher::new();
+    let (mut part_md5s, mut part_crc64s) = (Vec::new(), Vec::new());
     let mut size = 0u64;
+    let mut buf = vec![0u8; part_size];
     loop {
-        let part = read_part(&mut file, options.part_size).await.map_err(|e| Error::io(path, e))?;
-        if part.is_empty() {
-            break;
-        }
-        size += part.len() as u64;
-        b3.update(&part);
-        whole.update(&part);
-        part_md5s.push(Md5::digest(&part).into());
-    }
-    Ok(Hashes { size, blake3: b3.finalize().to_hex().to_string(), md5: whole.finalize().into(), part_md5s, content: None })
-}
-
-/// Reads up to `size` bytes (fewer only at the end of the file).
-async fn read_part(file: &mut tokio::fs::File, size: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; size];
-    let mut filled = 0;
-    while filled < size {
-        let n = file.read(&mut buf[filled..]).await?;
+        let n = read_full(&mut file, &mut buf)?;
         if n == 0 {
             break;
         }
-        filled += n;
+        let part = &buf[..n];
+        size += n as u64;
+        b3.update(part);
+        match service {
+            Service::S3 => part_md5s.push(Md5::digest(part).into()),
+            Service::Azure => part_crc64s.push(crate::store::crc64(part)),
+        }
     }
-    buf.truncate(filled);
-    Ok(buf)
+    Ok(Hashes { size, blake3: b3.finalize().to_hex().to_string(), content: None, part_md5s, part_crc64s })
+}
+
+/// Fills `buf` from `file` (less only at the end of the file); returns the bytes read.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match std::io::Read::read(file, &mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads the next part of `file` on the blocking pool.
+async fn read_part(file: std::fs::File, size: usize) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+    let task = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        let mut buf = vec![0u8; size];
+        let n = read_full(&mut file, &mut buf)?;
+        buf.truncate(n);
+        Ok((file, buf))
+    });
+    task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -355,9 +383,26 @@ async fn absent_keys(store: &Store, items: &[Item]) -> HashSet<String> {
     absent
 }
 
+/// Attempts at one file whose upload failed its integrity check (the file is read and sent
+/// again: a corruption on the way is rarely repeated).
+const INTEGRITY_ATTEMPTS: usize = 2;
+
 async fn upload_one(store: &Store, item: &Item, options: &UploadOptions, log: &dyn UploadLog, known_absent: bool) -> Result<Outcome> {
+    let mut attempt = 1;
+    loop {
+        match upload_once(store, item, options, log, known_absent).await {
+            Err(e @ Error::Integrity { .. }) if attempt < INTEGRITY_ATTEMPTS => {
+                tracing::warn!("{e}; sending it again");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn upload_once(store: &Store, item: &Item, options: &UploadOptions, log: &dyn UploadLog, known_absent: bool) -> Result<Outcome> {
     let location = ObjectPath::parse(&item.key).map_err(|e| Error::invalid(format!("key '{}': {e}", item.key)))?;
-    let hashes = hash_file(&item.source, options).await?;
+    let hashes = hash_file(&item.source, store.service, options).await?;
     let outcome = |action, etag| Outcome {
         source: item.source.clone(),
         key: item.key.clone(),
@@ -389,13 +434,13 @@ async fn upload_one(store: &Store, item: &Item, options: &UploadOptions, log: &d
     }
     let attributes = attributes(item, &hashes, options);
     let put = match &hashes.content {
-        Some(content) => {
+        Some((content, _)) => {
             let opts = PutOptions { attributes, ..PutOptions::default() };
             store.inner.put_opts(&location, PutPayload::from_bytes(content.clone()), opts).await.map_err(|e| store.classify(&e))?
         }
-        None => put_multipart(store, &location, &item.source, attributes, options).await?,
+        None => put_multipart(store, item, &location, &hashes, attributes, options).await?,
     };
-    if let Err(e) = verify(store, item, &hashes, put.e_tag.as_deref(), options).await {
+    if let Err(e) = verify(store, item, &hashes, put.e_tag.as_deref()).await {
         // Never leave an object whose hash metadata claims content it does not hold.
         let _ = store.inner.delete(&location).await;
         return Err(e);
@@ -436,87 +481,157 @@ fn attributes(item: &Item, hashes: &Hashes, options: &UploadOptions) -> Attribut
     attributes
 }
 
-async fn put_multipart(
-    store: &Store,
-    location: &ObjectPath,
-    source: &Path,
-    attributes: Attributes,
-    options: &UploadOptions,
-) -> Result<object_store::PutResult> {
-    let upload = store
+/// Sends a file in parts, at most `options.part_concurrency` in flight, and checks what the
+/// service answered to each part ([`check_parts`]) before the commit, so a corrupted part never
+/// replaces an object.
+async fn put_multipart(store: &Store, item: &Item, location: &ObjectPath, hashes: &Hashes, attributes: Attributes, options: &UploadOptions) -> Result<object_store::PutResult> {
+    store.clear_parts(&item.key);
+    let mut upload = store
         .inner
         .put_multipart_opts(location, PutMultipartOptions { attributes, ..PutMultipartOptions::default() })
         .await
         .map_err(|e| store.classify(&e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, options.part_size);
-    let mut file = match tokio::fs::File::open(source).await {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = writer.abort().await;
-            return Err(Error::io(source, e));
-        }
-    };
-    loop {
-        if let Err(e) = writer.wait_for_capacity(options.part_concurrency).await {
-            let _ = writer.abort().await;
-            return Err(store.classify(&e));
-        }
-        let part = match read_part(&mut file, options.part_size).await {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = writer.abort().await;
-                return Err(Error::io(source, e));
-            }
+    let mut parts = tokio::task::JoinSet::new();
+    let sent: Result<()> = async {
+        let joined = |r: std::result::Result<object_store::Result<()>, tokio::task::JoinError>| match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(store.classify(&e)),
+            Err(e) => Err(Error::Failed { destination: store.destination_root.clone(), message: format!("a part upload failed: {e}") }),
         };
-        if part.is_empty() {
-            break;
+        let mut file = std::fs::File::open(&item.source).map_err(|e| Error::io(&item.source, e))?;
+        loop {
+            while parts.len() >= options.part_concurrency {
+                if let Some(r) = parts.join_next().await {
+                    joined(r)?;
+                }
+            }
+            let (rest, part) = read_part(file, options.part_size).await.map_err(|e| Error::io(&item.source, e))?;
+            file = rest;
+            if part.is_empty() {
+                break;
+            }
+            parts.spawn(upload.put_part(PutPayload::from(part)));
         }
-        writer.put(Bytes::from(part));
+        while let Some(r) = parts.join_next().await {
+            joined(r)?;
+        }
+        check_parts(store, item, hashes)
     }
-    writer.finish().await.map_err(|e| store.classify(&e))
+    .await;
+    if let Err(e) = sent {
+        parts.abort_all();
+        let _ = upload.abort().await;
+        store.clear_parts(&item.key);
+        return Err(e);
+    }
+    upload.complete().await.map_err(|e| store.classify(&e))
 }
 
-/// Checks what the service answered against the file's MD5.
-async fn verify(store: &Store, item: &Item, hashes: &Hashes, etag: Option<&str>, options: &UploadOptions) -> Result<()> {
-    let mismatch = |message: String| Error::Integrity { destination: store.destination_root.clone(), key: item.key.clone(), message };
-    match store.service {
+/// Before the commit: the checksum the service answered to each part of `item` against the
+/// file's. S3: each Upload Part's ETag is the MD5 of the part it stored. Azure: each Put Block
+/// answers the CRC-64 of the block (compared as a multiset: block ids are random; [`verify`]
+/// checks the committed order).
+fn check_parts(store: &Store, item: &Item, hashes: &Hashes) -> Result<()> {
+    let n = hashes.part_md5s.len().max(hashes.part_crc64s.len());
+    let differ = match store.service {
         Service::S3 => {
+            let etags = store.take_part_etags(&item.key);
+            // Under SSE-KMS or SSE-C the ETags are not MD5s: the final ETag check says that.
+            let md5_etags = etags.values().all(|e| e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()));
+            if etags.is_empty() || !md5_etags {
+                return Ok(());
+            }
+            hashes.part_md5s.iter().enumerate().filter(|(i, md5)| etags.get(&(*i as u32 + 1)) != Some(&hex(md5.as_slice()))).count()
+        }
+        Service::Azure => {
+            let staged = store.staged_crc64s(&item.key);
+            if staged.is_empty() {
+                // A service that answers no block checksum: the size is checked after the commit.
+                return Ok(());
+            }
+            let mut answered: Vec<u64> = staged.into_values().collect();
+            answered.sort_unstable();
+            let mut expected = hashes.part_crc64s.clone();
+            expected.sort_unstable();
+            // The parts without a block of the same CRC-64 (a multiset difference).
+            let (mut i, mut matched) = (0, 0);
+            for crc in &expected {
+                while i < answered.len() && answered[i] < *crc {
+                    i += 1;
+                }
+                if i < answered.len() && answered[i] == *crc {
+                    matched += 1;
+                    i += 1;
+                }
+            }
+            n.max(answered.len()) - matched
+        }
+    };
+    if differ > 0 {
+        return Err(Error::Integrity {
+            destination: store.destination_root.clone(),
+            key: item.key.clone(),
+            message: format!("{differ} of {n} parts arrived different from the file (by the checksum the service computed); nothing was committed"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks what the service answered against the file's checksums.
+async fn verify(store: &Store, item: &Item, hashes: &Hashes, etag: Option<&str>) -> Result<()> {
+    let mismatch = |message: String| Error::Integrity { destination: store.destination_root.clone(), key: item.key.clone(), message };
+    match (store.service, &hashes.content) {
+        (Service::S3, content) => {
             // An S3 ETag is the content's MD5 (single PUT) or the MD5 of the parts' MD5s with
             // the part count (multipart), except under SSE-KMS/SSE-C, where it is opaque.
             let Some(etag) = etag.map(|e| e.trim_matches('"').to_ascii_lowercase()) else { return Ok(()) };
-            let expected = if hashes.content.is_some() {
-                hex(&hashes.md5)
-            } else {
-                let mut md5 = Md5::new();
-                for p in &hashes.part_md5s {
-                    md5.update(p);
+            let expected = match content {
+                Some((_, md5)) => hex(md5),
+                None => {
+                    let mut md5 = Md5::new();
+                    for p in &hashes.part_md5s {
+                        md5.update(p);
+                    }
+                    format!("{}-{}", hex(&md5.finalize()), hashes.part_md5s.len())
                 }
-                format!("{}-{}", hex(&md5.finalize()), hashes.part_md5s.len())
             };
             let looks_md5 = etag.len() >= 32 && etag[..32].bytes().all(|b| b.is_ascii_hexdigit());
             if looks_md5 && etag != expected {
                 return Err(mismatch(format!("the service's ETag {etag} is not the MD5 {expected} of the file")));
             }
         }
-        Service::Azure => {
-            if hashes.content.is_some() {
-                let expected = base64::engine::general_purpose::STANDARD.encode(hashes.md5);
-                if let Some(answered) = store.take_md5(&item.key) {
-                    if answered != expected {
-                        return Err(mismatch(format!("the service's Content-MD5 {answered} is not the file's {expected}")));
+        (Service::Azure, Some((_, md5))) => {
+            let expected = base64::engine::general_purpose::STANDARD.encode(md5);
+            if let Some(answered) = store.take_md5(&item.key) {
+                if answered != expected {
+                    return Err(mismatch(format!("the service's Content-MD5 {answered} is not the file's {expected}")));
+                }
+            }
+        }
+        (Service::Azure, None) => {
+            // The committed block list, block by block, against the file's parts in order.
+            match store.take_committed_crc64s(&item.key).filter(|c| c.iter().any(Option::is_some)) {
+                Some(committed) => {
+                    let expected: Vec<Option<u64>> = hashes.part_crc64s.iter().copied().map(Some).collect();
+                    if committed != expected {
+                        return Err(mismatch(format!(
+                            "the committed block list ({} blocks) does not hold the file's {} parts in order (by their CRC-64)",
+                            committed.len(),
+                            expected.len()
+                        )));
                     }
                 }
-            } else {
-                // Block lists get no whole-object MD5: check the size the service holds.
-                let location = ObjectPath::parse(&item.key).map_err(|e| Error::invalid(e.to_string()))?;
-                let meta = store.inner.head(&location).await.map_err(|e| store.classify(&e))?;
-                if meta.size != hashes.size {
-                    return Err(mismatch(format!("the service holds {} bytes, the file has {}", meta.size, hashes.size)));
+                None => {
+                    // No block checksum answered (not Azure's or Azurite's way): the size.
+                    let location = ObjectPath::parse(&item.key).map_err(|e| Error::invalid(e.to_string()))?;
+                    let meta = store.inner.head(&location).await.map_err(|e| store.classify(&e))?;
+                    if meta.size != hashes.size {
+                        return Err(mismatch(format!("the service holds {} bytes, the file has {}", meta.size, hashes.size)));
+                    }
                 }
             }
         }
     }
-    let _ = options;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyExportMessage, cleanProfile, emptyProfile, exportPercent, exportSummary, newExport, objectStatus, profileDestination, profileErrors } from './export';
+import { applyExportMessage, cleanProfile, credentialsSource, emptyProfile, exportPercent, exportSummary, newExport, objectStatus, profileDestination, profileErrors } from './export';
 import type { ExportReport } from './types';
 
 const report = (over: Partial<ExportReport> = {}): ExportReport => ({
@@ -69,5 +69,21 @@ describe('cloud profile form', () => {
     expect([clean.name, clean.endpoint, clean.region, clean.account]).toEqual(['work', null, 'eu-west-1', null]);
     expect(profileDestination({ ...p, service: 'azure', prefix: '' })).toBe('az://photos');
     expect(cleanProfile({ ...p, service: 'azure' }).region).toBeNull();
+  });
+});
+
+describe('credentials of a profile', () => {
+  const entry = (over: object, hasSecret: boolean | null) => ({
+    profile: { ...emptyProfile(), name: 'p', bucket: 'photos', ...over },
+    destination: 's3://photos',
+    hasSecret,
+    keychainNote: null,
+  });
+  it('says the keychain secret is used only with its other half', () => {
+    expect(credentialsSource(entry({ service: 's3', accessKeyId: 'AKID' }, true))).toContain('access key id AKID');
+    expect(credentialsSource(entry({ service: 's3', accessKeyId: null }, true))).toContain('~/.aws (profile default)');
+    expect(credentialsSource(entry({ service: 's3', accessKeyId: 'AKID', awsProfile: 'work' }, null))).toContain('~/.aws (profile work)');
+    expect(credentialsSource(entry({ service: 'azure', account: 'acme', azureSecret: 'sas' }, true))).toBe("the keychain's SAS for account acme");
+    expect(credentialsSource(entry({ service: 'azure', account: 'acme' }, false))).toBe('the Azure environment variables');
   });
 });

@@ -1,6 +1,6 @@
 // The state of one export in the Export view, reduced from the shell's export messages, and
 // the checks of the cloud profile form.
-import type { CloudProfile, ExportItem, ExportMessage, ExportReport } from './types';
+import type { CloudProfile, ExportItem, ExportMessage, ExportReport, ProfileEntry } from './types';
 
 export type ExportPhase = 'starting' | 'running' | 'finished' | 'failed';
 
@@ -95,4 +95,15 @@ export function cleanProfile(p: CloudProfile): CloudProfile {
     region: s3 ? opt(p.region) : null, accessKeyId: s3 ? opt(p.accessKeyId) : null, awsProfile: s3 ? opt(p.awsProfile) : null,
     account: s3 ? null : opt(p.account), azureSecret: s3 ? null : p.azureSecret,
   };
+}
+
+/** Where an export with this profile takes its credentials from (as the shell decides: the
+ * keychain's secret with the profile's key id or account, else what the CLI would use). */
+export function credentialsSource(e: ProfileEntry): string {
+  const p = e.profile;
+  const half = p.service === 's3' ? p.accessKeyId : p.account;
+  if (e.hasSecret && half) {
+    return p.service === 's3' ? `the keychain's secret for access key id ${half}` : `the keychain's ${p.azureSecret === 'sas' ? 'SAS' : 'account key'} for account ${half}`;
+  }
+  return p.service === 's3' ? `the environment or ~/.aws (profile ${p.awsProfile || 'default'})` : 'the Azure environment variables';
 }
