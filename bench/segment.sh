@@ -2,10 +2,10 @@
 # The segment step, side by side with Python onnxruntime, over the benchmark corpus: the same
 # IS-Net model (isnet-general-small, uint8), the same pre-processing (1024x1024 bilinear,
 # (px-128)/256, CHW) and post-processing (8-bit mask resized back bilinearly, written as PNG),
-# both on the machine's two cores, in one run:
+# both on the machine's two cores, in one run of ROUNDS alternating rounds:
 #   pixelflow, 1 at a time   `pixelflow run --jobs 1` of a mask-only segment workflow (release
 #                            build, fresh data dir): per-image latency from the step's debug log
-#                            (step total, pre, inference, post), images/s from the wall time;
+#                            (step total, decode, pre, inference, post, mask written), images/s from the wall time;
 #   pixelflow, 2 at a time   the same with --jobs 2 (one image's decode/encode overlaps
 #                            another's inference): images/s;
 #   python                   tests/reference/segment_reference.py bench: Pillow decode and
@@ -19,6 +19,7 @@
 # Usage: bash bench/segment.sh
 #   CORPUS=DIR    where the corpus is (photos in DIR/photos; default ~/.cache/pixelflow/corpus)
 #   LIMIT=N       only the first N photos
+#   ROUNDS=N      rounds of the three runs, alternating (default 3)
 #   KEEP=1        keep the work folder
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +28,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pixelflow/target}"
 cache=$HOME/.cache/pixelflow
 CORPUS="${CORPUS:-$cache/corpus}"
 LIMIT="${LIMIT:-0}"
+ROUNDS="${ROUNDS:-3}"
 venv=$cache/test-venv
 log() { printf 'segment.sh: %s\n' "$*" >&2; }
 
@@ -65,26 +67,40 @@ pixelflow_run() { # jobs, name
   t1=$(now)
   echo "$t0 $t1" >"$work/$2.wall"
 }
-log "pixelflow, 1 at a time (${#photos[@]} photos)"
-pixelflow_run 1 p1
-log "pixelflow, 2 at a time"
-pixelflow_run 2 p2
-log "python onnxruntime"
-t0=$(now)
-"$py" tests/reference/segment_reference.py bench "$model" 2 "${photos[@]}" >"$work/python.jsonl"
-t1=$(now)
-echo "$t0 $t1" >"$work/python.wall"
+python_run() { # name
+  local t0 t1
+  t0=$(now)
+  "$py" tests/reference/segment_reference.py bench "$model" 2 "${photos[@]}" >"$work/$1.jsonl"
+  t1=$(now)
+  echo "$t0 $t1" >"$work/$1.wall"
+}
+# The machine may be shared: the three runs alternate, in a rotated order each round, so that
+# a busy spell does not fall on one side only; the summary takes medians over the rounds.
+configs=(p1 p2 py)
+for ((r = 1; r <= ROUNDS; r++)); do
+  for ((k = 0; k < 3; k++)); do
+    c=${configs[$(((k + r - 1) % 3))]}
+    log "round $r/$ROUNDS: $c (${#photos[@]} photos; $(uptime | sed 's/.*load/load/'))"
+    case $c in
+      p1) pixelflow_run 1 "p1-$r" ;;
+      p2) pixelflow_run 2 "p2-$r" ;;
+      py) python_run "py-$r" ;;
+    esac
+  done
+  uptime | sed 's/.*load average: //' >"$work/load-$r"
+done
 log "IoU against the reference"
 pairs=()
 for p in "${photos[@]}"; do
   stem=$(basename "${p%.*}")
-  pairs+=("$p" "$work/out-p1/$stem-mask.png")
+  pairs+=("$p" "$work/out-p1-1/$stem-mask.png")
 done
 "$py" tests/reference/segment_reference.py iou "$model" "${pairs[@]}" >"$work/iou.jsonl"
 
-"$py" - "$work" "${#photos[@]}" <<'PY'
+"$py" - "$work" "${#photos[@]}" "$ROUNDS" <<'PY'
 import json, re, statistics, sys
-work, n = sys.argv[1], int(sys.argv[2])
+work, n, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+med = statistics.median
 def wall(name):
     a, b = open(f"{work}/{name}.wall").read().split()
     return float(b) - float(a)
@@ -94,24 +110,32 @@ def fields(name, message):
         if message in line:
             out.append({k: float(v) for k, v in re.findall(r"(\w+_ms)=([0-9.]+)", line)})
     return out
-steps = fields("p1", "segment step done")
-inner = fields("p1", "segmented")
-py = [json.loads(l) for l in open(f"{work}/python.jsonl")]
-med = statistics.median
+R = range(1, rounds + 1)
+steps = [s for r in R for s in fields(f"p1-{r}", "segment step done")]
+inner = [s for r in R for s in fields(f"p1-{r}", "segmented")]
+py = [json.loads(l) for r in R for l in open(f"{work}/py-{r}.jsonl")]
 total = [s["total_ms"] for s in steps]
+decode = [s["decode_ms"] for s in steps]
+write = [s["write_ms"] for s in steps]
 infer = [s["inference_ms"] for s in inner]
 pre = [s["pre_ms"] for s in inner]
 post = [s["post_ms"] for s in inner]
 py_total = [p["total"] * 1e3 for p in py]
 py_infer = [p["inference"] * 1e3 for p in py]
-print(f"{n} photos; medians per image, ms\n")
-print("| | per image, end to end | inference | pre | post | images/s (wall) | end to end / inference |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-print(f"| pixelflow, 1 at a time | {med(total):.0f} | {med(infer):.0f} | {med(pre):.0f} | {med(post):.0f} | {n / wall('p1'):.3f} | {sum(total) / sum(infer):.3f} |")
-print(f"| pixelflow, 2 at a time | | | | | {n / wall('p2'):.3f} | |")
-print(f"| python onnxruntime | {med(py_total):.0f} | {med(py_infer):.0f} | | | {n / wall('python'):.3f} | {sum(py_total) / sum(py_infer):.3f} |")
-print(f"\npixelflow wall (1 at a time, incl. start-up, hashing, history) / sum of inference: {wall('p1') * 1e3 / sum(infer):.3f}")
-print(f"pixelflow end to end vs python end to end (sum): {sum(total) / sum(py_total):.3f}")
+rate = {c: [n / wall(f"{c}-{r}") for r in R] for c in ("p1", "p2", "py")}
+loads = [open(f"{work}/load-{r}").read().strip() for r in R]
+print(f"{n} photos x {rounds} rounds (load average after each round: {'; '.join(loads)}); medians per image, ms\n")
+print("| | end to end | inference | decode | pre | post | mask written | images/s (wall), median of rounds | end to end / inference |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print(f"| pixelflow, 1 at a time | {med(total):.0f} | {med(infer):.0f} | {med(decode):.0f} | {med(pre):.0f} | {med(post):.0f} | {med(write):.0f} | {med(rate['p1']):.3f} | {sum(total) / sum(infer):.3f} |")
+print(f"| pixelflow, 2 at a time | | | | | | | {med(rate['p2']):.3f} | |")
+print(f"| python onnxruntime | {med(py_total):.0f} | {med(py_infer):.0f} | | | | | {med(rate['py']):.3f} | {sum(py_total) / sum(py_infer):.3f} |")
+by_round = [(med([s["total_ms"] for s in fields(f"p1-{r}", "segment step done")]), med([json.loads(l)["total"] * 1e3 for l in open(f"{work}/py-{r}.jsonl")])) for r in R]
+print("\nper round, median end to end per image, pixelflow (1 at a time) / python: " + ", ".join(f"{a:.0f}/{b:.0f} ms = {a / b:.3f}" for a, b in by_round))
+print("images/s per round: " + "; ".join(f"{c} " + ", ".join(f"{x:.3f}" for x in v) for c, v in rate.items()))
+print(f"pixelflow wall (1 at a time, incl. start-up, hashing, history) / sum of inference: {sum(wall(f'p1-{r}') for r in R) * 1e3 / sum(infer):.3f}")
+print(f"pixelflow end to end vs python end to end (sums): {sum(total) / sum(py_total):.3f}; inference vs python's (sums): {sum(infer) / sum(py_infer):.3f}")
+print(f"images/s vs python (medians of rounds): 1 at a time {med(rate['p1']) / med(rate['py']):.3f}, 2 at a time {med(rate['p2']) / med(rate['py']):.3f}")
 ious = [json.loads(l) for l in open(f"{work}/iou.jsonl")]
 vals = sorted((r["iou"], r["photo"].rsplit("/", 1)[-1]) for r in ious if "iou" in r)
 print(f"\nIoU at 0.5 vs python: median {med([v for v, _ in vals]):.4f}, min {vals[0][0]:.4f} ({vals[0][1]}), >= 0.99: {sum(v >= 0.99 for v, _ in vals)}/{len(vals)}")

@@ -8,6 +8,11 @@ bilinear, stretched; (px - 128) / 256 per channel, CHW; the output, already 0..1
     python segment_reference.py bench MODEL.onnx THREADS PHOTO [PHOTO ...]
         one JSON line per photo: seconds end to end (decode, pre-processing, inference,
         post-processing, the mask PNG written) and for the inference alone
+    python segment_reference.py tensor PHOTO OUT.f32
+        writes the model input of PHOTO as raw float32 (for crates/segment/examples/ort_options.rs)
+    python segment_reference.py infer MODEL.onnx INPUT.f32 THREADS ROUNDS [nospin]
+        bare inference on that tensor, one warm-up then ROUNDS runs: one JSON line, median and
+        min seconds per run and median CPU seconds per run (nospin: intra-op threads do not spin)
 
 Needs numpy, Pillow and onnxruntime (tests/reference/requirements.txt).
 """
@@ -24,8 +29,10 @@ from PIL import Image, ImageOps
 SIZE = 1024
 
 
-def session(model, threads=0):
+def session(model, threads=0, spin=True):
     options = ort.SessionOptions()
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
@@ -84,6 +91,22 @@ def bench(model, threads, photos):
         print(json.dumps({"photo": photo, "total": t3 - t0, "inference": t2 - t1, "width": rgb.size[0], "height": rgb.size[1]}), flush=True)
 
 
+def infer(model, tensor, threads, rounds, spin=True):
+    sess = session(model, threads, spin)
+    x = np.fromfile(tensor, dtype="<f4").reshape(1, 3, SIZE, SIZE)
+    sess.run(["output"], {"input": x})
+    times, cpu = [], []
+    for _ in range(rounds):
+        t0, c0 = time.perf_counter(), time.process_time()
+        sess.run(["output"], {"input": x})
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    times.sort()
+    cpu.sort()
+    variant = "python" if spin else "python+nospin"
+    print(json.dumps({"variant": variant, "median": round(times[len(times) // 2], 4), "min": round(times[0], 4), "cpu": round(cpu[len(cpu) // 2], 3), "runs": rounds}), flush=True)
+
+
 if __name__ == "__main__":
     mode, model = sys.argv[1], sys.argv[2]
     if mode == "iou":
@@ -91,5 +114,9 @@ if __name__ == "__main__":
         iou(model, list(zip(rest[0::2], rest[1::2])))
     elif mode == "bench":
         bench(model, int(sys.argv[3]), sys.argv[4:])
+    elif mode == "tensor":
+        prepare(load(model)).astype("<f4").tofile(sys.argv[3])
+    elif mode == "infer":
+        infer(model, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6:7] != ["nospin"])
     else:
         sys.exit(__doc__)

@@ -7,7 +7,7 @@
 //!   "input":  { "name": "input", "width": 1024, "height": 1024, "layout": "nchw",
 //!               "mean": [128, 128, 128], "std": [256, 256, 256], "resize": "bilinear" },
 //!   "output": { "name": "output", "activation": "none", "normalize": "none", "resize": "bilinear" },
-//!   "minSize": 16 }
+//!   "minSize": 16, "optimization": "extended" }
 //! ```
 //!
 //! The input is RGB, resized (stretched) to `width` x `height` with `resize`, each channel
@@ -16,6 +16,8 @@
 //! a single-channel map of `width` x `height` (shape `[1,1,H,W]`, `[1,H,W]` or `[H,W]`):
 //! `activation: "sigmoid"` for logits, `normalize: "minmax"` to stretch it to 0..1 (U2-Net's
 //! published post-processing); it is then clamped to 0..1 and quantised to 8 bits.
+//! `optimization` (`all` by default, `extended`, `basic`) is ONNX Runtime's graph optimisation
+//! level for the model ([`Optimization`]).
 //!
 //! Where manifests and model files are looked for, in order: [`model_dirs`].
 
@@ -86,6 +88,21 @@ pub struct OutputSpec {
     pub resize: Filter,
 }
 
+/// How much of ONNX Runtime's graph optimisation a model gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimization {
+    /// Constant folding and redundant-node removal only.
+    Basic,
+    /// Also the fusions (ORT_ENABLE_EXTENDED), without the NCHWc layout pass. That pass speeds
+    /// up float convolutions; on a model without them (a uint8-quantised one, all
+    /// ConvInteger) it only wraps each MaxPool in two reorders.
+    Extended,
+    /// Everything ONNX Runtime has (ORT_ENABLE_ALL, Python's default).
+    #[default]
+    All,
+}
+
 fn bilinear() -> Filter {
     Filter::Bilinear
 }
@@ -114,6 +131,9 @@ pub struct Manifest {
     /// The smallest image side accepted, in pixels.
     #[serde(default = "default_min_size")]
     pub min_size: u32,
+    /// ONNX Runtime's graph optimisation level for this model (default `all`).
+    #[serde(default)]
+    pub optimization: Optimization,
 }
 
 /// A manifest with where it was found and where its model file is (if installed).
@@ -254,6 +274,8 @@ mod tests {
         let m = read(&repo_models().join("isnet-general-small.json")).unwrap();
         assert_eq!((m.input.width, m.input.height, m.input.mean, m.input.std), (1024, 1024, [128.0; 3], [256.0; 3]));
         assert_eq!((m.output.name.as_str(), m.output.activation, m.output.resize), ("output", Activation::None, Filter::Bilinear));
+        assert_eq!(m.optimization, Optimization::Extended);
+        assert_eq!(read(&repo_models().join("isnet-general-medium.json")).unwrap().optimization, Optimization::All);
     }
 
     #[test]
@@ -282,6 +304,7 @@ mod tests {
             (good.replace(r#""width":8"#, r#""width":0"#), "input.width"),
             (good.replace("nchw", "chw"), "unknown variant"),
             (good.replace(r#""name":"o""#, r#""name":"o","sigmoid":true"#), "unknown field"),
+            (good.replace(r#""output":{"name":"o"}"#, r#""output":{"name":"o"},"optimization":"max""#), "unknown variant"),
         ] {
             let e = read(&write(&bad)).unwrap_err();
             assert!(matches!(e, Error::InvalidManifest { .. }) && e.to_string().contains(says), "{bad}: {e}");

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ort::environment::Environment;
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel};
 use ort::session::{OutputSelector, RunOptions, Session};
 use ort::value::{TensorRef, ValueType};
 
 use crate::error::{Error, Result};
-use crate::manifest::{Layout, Located, Manifest};
+use crate::manifest::{Layout, Located, Manifest, Optimization};
 
 /// How to install ONNX Runtime, for error messages and `doctor`.
 pub const INSTALL_HINT: &str = "install it with `python3 -m venv ~/.cache/pixelflow/venv && ~/.cache/pixelflow/venv/bin/pip install onnxruntime` \
@@ -179,14 +179,31 @@ pub fn model(located: &Located) -> Result<Arc<Model>> {
     verify_file(manifest, &path)?;
     let mismatch = |message: String| Error::ModelMismatch { model: manifest.name.clone(), path: path.clone(), message };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let level = match manifest.optimization {
+        Optimization::Basic => GraphOptimizationLevel::Level1,
+        Optimization::Extended => GraphOptimizationLevel::Level2,
+        Optimization::All => GraphOptimizationLevel::All,
+    };
+    // Python's `InferenceSession` with the CPU provider, compared option by option in ORT's
+    // verbose log (intra-op threads = cores, sequential execution, memory arena and patterns),
+    // with three differences:
+    // - no automatic device-selection policy: ort's builder asks for "max efficiency", which
+    //   scans the PCI bus for accelerators at each session; Python sets none;
+    // - the manifest's optimisation level (`extended` for the quantised IS-Net: the same
+    //   output, bit for bit, without the NCHWc reorders around each MaxPool);
+    // - intra-op threads that wait without spinning: as fast here, and they leave the cores
+    //   to another task's decoding and encoding (`--jobs 2`) and to the rest of the desktop
+    //   instead of burning them between operators.
     let session = Session::builder(&rt.environment)
-        .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::All).map_err(Into::into))
+        .and_then(|b| b.with_auto_device(AutoDevicePolicy::Default).map_err(Into::into))
+        .and_then(|b| b.with_optimization_level(level).map_err(Into::into))
         .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
         .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
+        .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
         .and_then(|mut b| b.commit_from_file(&path))
         .map_err(|e| mismatch(format!("ONNX Runtime cannot load it: {e}")))?;
     check_signature(manifest, &session).map_err(mismatch)?;
-    tracing::info!(model = %manifest.name, path = %path.display(), threads, "segmentation model loaded");
+    tracing::info!(model = %manifest.name, path = %path.display(), threads, optimization = ?manifest.optimization, "segmentation model loaded");
     let model = Arc::new(Model { manifest: manifest.clone(), path, session: Mutex::new(session) });
     map.insert(key, Arc::clone(&model));
     Ok(model)
@@ -285,9 +302,11 @@ fn show_shape(shape: &[i64]) -> String {
 }
 
 impl Model {
-    /// Runs the model on a prepared input tensor (the manifest's layout and size) and returns
-    /// its output map, `height * width` floats as the model gave them.
-    pub fn infer(&self, input: &[f32]) -> Result<Vec<f32>> {
+    /// Runs the model on a prepared input tensor (the manifest's layout and size) and hands its
+    /// output map, `height * width` floats as the model gave them, to `read`, in place: the
+    /// input is given to ONNX Runtime without a copy and the output is read where ONNX
+    /// Runtime wrote it (the session stays locked until `read` returns, so keep it short).
+    pub fn infer<R>(&self, input: &[f32], read: impl FnOnce(&[f32]) -> R) -> Result<R> {
         let spec = &self.manifest.input;
         let (h, w) = (spec.height as usize, spec.width as usize);
         let shape = match spec.layout {
@@ -307,7 +326,7 @@ impl Model {
         if data.len() != h * w {
             return Err(failed(format!("output '{}' has shape {}, not one {w}x{h} map", self.manifest.output.name, show_shape(shape))));
         }
-        Ok(data.to_vec())
+        Ok(read(data))
     }
 }
 

@@ -70,9 +70,13 @@ pub fn segment(model: &Model, rgb: &RgbImage, options: &SegmentOptions, should_s
         return Err(pixelflow_imaging::Error::Cancelled.into());
     }
     let prepared = std::time::Instant::now();
-    let output = model.infer(&input)?;
-    let inferred = std::time::Instant::now();
-    let small = process::quantise_output(&output, manifest);
+    let mut inferred = prepared;
+    // The output is quantised where ONNX Runtime wrote it (no copy of its million floats).
+    let small = model.infer(&input, |output| {
+        inferred = std::time::Instant::now();
+        process::quantise_output(output, manifest)
+    })?;
+    drop(input);
     let mut mask = process::resize_mask(&small, rgb.width(), rgb.height(), manifest.output.resize)?;
     let cut = process::cut_of(options.threshold.unwrap_or(0.5));
     if options.threshold.is_some() {
@@ -219,6 +223,7 @@ pub fn run_segment(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value
     }
     let image = decode::decode(&data, &info, &DecodeOptions::default())?;
     drop(data);
+    let decoded = std::time::Instant::now();
     if !options.ignore_alpha && process::has_transparency(&image) {
         return Err(Error::ImageHasAlpha { path: raw.path.clone() });
     }
@@ -227,6 +232,7 @@ pub fn run_segment(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value
         other => other.to_rgb8(),
     };
     let seg = segment(&model, &rgb, &options, should_stop)?;
+    let segmented = std::time::Instant::now();
 
     let stem = naming::stem_of(&raw.path);
     let mut written = Vec::with_capacity(kinds.len());
@@ -257,7 +263,13 @@ pub fn run_segment(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value
         let path = util::write_atomic(dir, &name, &bytes)?;
         written.push(Written { name: kind.name(), path, width: picture.width(), height: picture.height(), format: fmt, bytes: bytes.len() as u64 });
     }
-    tracing::debug!(path = %raw.path.display(), total_ms = started.elapsed().as_secs_f64() * 1e3, "segment step done");
+    tracing::debug!(
+        path = %raw.path.display(),
+        total_ms = started.elapsed().as_secs_f64() * 1e3,
+        decode_ms = (decoded - started).as_secs_f64() * 1e3,
+        write_ms = segmented.elapsed().as_secs_f64() * 1e3,
+        "segment step done"
+    );
     Ok(json!({
         "model": model.manifest.name,
         "width": rgb.width(),
