@@ -14,7 +14,7 @@ use pixelflow_app::execution;
 use pixelflow_app::watch::{self, RuleSpec, RuleStatus};
 use pixelflow_app::workflow::DEFAULT_WORKFLOW;
 use pixelflow_engine::{CancelToken, Diagnostic, Failure, TokenOutcome};
-use pixelflow_history::{ExecutionFilter, ExecutionRecord, ExecutionStatus, ExecutionSummary, PendingToken, StoredEvent, WatchRule};
+use pixelflow_history::{ExecutionFilter, ExecutionRecord, ExecutionStatus, ExecutionSummary, MapProgress, PendingToken, StoredEvent, WatchRule};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tauri::ipc::Channel;
@@ -206,6 +206,8 @@ pub struct ExecutionDetail {
     events: Vec<StoredEvent>,
     /// How many events the execution recorded.
     events_total: usize,
+    /// Each Map state's iteration counts over all the events, loaded or not.
+    map_progress: Vec<MapProgress>,
     files: Vec<ImageFiles>,
 }
 
@@ -221,6 +223,7 @@ pub async fn execution_detail<R: Runtime>(handle: AppHandle<R>, state: State<'_,
     let mut events = history.events(&execution.id)?;
     let events_total = events.len();
     events.truncate(EVENTS_PAGE);
+    let map_progress = history.map_progress(&execution.id)?;
     let files = desktop::execution_files(&execution);
     let scope = handle.asset_protocol_scope();
     for f in &files {
@@ -230,7 +233,7 @@ pub async fn execution_detail<R: Runtime>(handle: AppHandle<R>, state: State<'_,
             }
         }
     }
-    Ok(ExecutionDetail { execution, events, events_total, files })
+    Ok(ExecutionDetail { execution, events, events_total, map_progress, files })
 }
 
 /// A page of an execution's events: `limit` (at most [`EVENTS_PAGE`]) from `offset`.

@@ -139,6 +139,7 @@ mockIPC((cmd, raw) => {
         // The thumbnail one pages its timeline: 10 of its events come first.
         events: e.status !== 'SUCCEEDED' ? events.slice(0, 3) : e.workflowName === 'thumbnail' ? events.slice(0, 10) : events,
         eventsTotal: e.status === 'SUCCEEDED' ? events.length : 3,
+        mapProgress: [],
         files: [{ input: { path: '/photos/a.jpg', bytes: 120_000 }, outputs: [{ path: '/data/output/a.min.jpg', bytes: 30_000 }] }],
       };
     }

@@ -79,6 +79,47 @@ pub(crate) fn insert(conn: &Connection, ev: &PendingEvent) -> rusqlite::Result<u
     .execute(params![ev.execution, ev.kind, ev.state, ev.key, ev.detail, ev.at_ms])
 }
 
+/// A Map state's iterations over a whole execution (all its runs), as counted from the events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MapProgress {
+    pub state: String,
+    /// Items of every run of the state (`MapStateStarted`'s `length`).
+    pub total: u64,
+    pub started: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// Counts each Map state's iterations in SQL, so an execution of any size (a batch of 40,000
+/// images records hundreds of thousands of events) is summed without loading its events.
+pub(crate) fn map_progress(conn: &Connection, execution: &str) -> Result<Vec<MapProgress>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT state, kind, count(*), coalesce(sum(json_extract(detail, '$.length')), 0) FROM events
+         WHERE execution_id = ?1 AND kind IN ('MapStateStarted', 'MapIterationStarted', 'MapIterationSucceeded', 'MapIterationFailed')
+         GROUP BY state, kind ORDER BY state",
+    )?;
+    let mut rows = stmt.query([execution])?;
+    let mut out: Vec<MapProgress> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let state: String = row.get::<_, Option<String>>(0)?.unwrap_or_default();
+        let kind: String = row.get(1)?;
+        let (count, length): (i64, i64) = (row.get(2)?, row.get(3)?);
+        if out.last().is_none_or(|m| m.state != state) {
+            out.push(MapProgress { state, total: 0, started: 0, succeeded: 0, failed: 0 });
+        }
+        let m = out.last_mut().expect("pushed above");
+        let n = u64::try_from(count).unwrap_or(0);
+        match kind.as_str() {
+            "MapStateStarted" => m.total = u64::try_from(length).unwrap_or(0),
+            "MapIterationStarted" => m.started = n,
+            "MapIterationSucceeded" => m.succeeded = n,
+            _ => m.failed = n,
+        }
+    }
+    Ok(out)
+}
+
 /// Every stored event of an execution, in recording order.
 pub(crate) fn list(conn: &Connection, execution: &str) -> Result<Vec<StoredEvent>> {
     let mut stmt = conn.prepare_cached(

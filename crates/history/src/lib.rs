@@ -69,7 +69,7 @@ use serde_json::Value;
 
 pub use cloud_profiles::StoredProfile;
 pub use error::{Error, Result};
-pub use events::StoredEvent;
+pub use events::{MapProgress, StoredEvent};
 pub use executions::{
     ExecutionFilter, ExecutionRecord, ExecutionStatus, ExecutionSummary, NewExecution, Outcome, DEFAULT_LIST_LIMIT,
     VALIDATION_ERROR,
@@ -295,6 +295,11 @@ impl History {
     /// The committed events of an execution, in recording order.
     pub fn events(&self, execution_id: &str) -> Result<Vec<StoredEvent>> {
         self.read(|c| events::list(c, execution_id))
+    }
+
+    /// Each Map state's iteration counts over all of an execution's events.
+    pub fn map_progress(&self, execution_id: &str) -> Result<Vec<MapProgress>> {
+        self.read(|c| events::map_progress(c, execution_id))
     }
 
     /// RUNNING executions whose owner process is gone (dead, its pid reused, or, where that

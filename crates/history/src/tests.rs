@@ -768,3 +768,31 @@ fn successes_are_found_by_their_input_path_through_the_index() {
         .unwrap();
     assert!(plan.iter().any(|step| step.contains("executions_succeeded_by_input_path")), "{plan:?}");
 }
+
+#[test]
+fn map_progress_counts_every_iteration_of_each_map_state() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    h.create_execution(&new_exec("other")).unwrap();
+    let map = |kind: &str, state: &str, key: String, detail: Value| Event { kind: kind.into(), state: Some(state.into()), key, detail };
+    // Two runs of Batch (a retry), 3 items each; one item of the first run failed.
+    for attempt in 0..2 {
+        h.record("e1", map("MapStateStarted", "Batch", format!("/0:Batch#{attempt}"), json!({"length": 3})));
+        for i in 0..3 {
+            let key = format!("/0:Batch#{attempt}/i{i}");
+            h.record("e1", map("MapIterationStarted", "Batch", key.clone(), json!({"index": i})));
+            let ok = !(attempt == 0 && i == 1);
+            h.record("e1", map(if ok { "MapIterationSucceeded" } else { "MapIterationFailed" }, "Batch", key, json!({})));
+        }
+    }
+    // A second Map with an item still running, and another execution's events.
+    h.record("e1", map("MapStateStarted", "Crops", "/1:Crops#0".into(), json!({"length": 2})));
+    h.record("e1", map("MapIterationStarted", "Crops", "/1:Crops#0/i0".into(), json!({})));
+    h.record("other", map("MapIterationStarted", "Batch", "/0:Batch#0/i0".into(), json!({})));
+    h.flush().unwrap();
+
+    let m = |state: &str, total, started, succeeded, failed| MapProgress { state: state.into(), total, started, succeeded, failed };
+    assert_eq!(h.map_progress("e1").unwrap(), [m("Batch", 6, 6, 5, 1), m("Crops", 2, 1, 0, 0)]);
+    assert!(h.map_progress("nothing").unwrap().is_empty());
+}

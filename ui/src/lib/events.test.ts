@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeEvent, reduceEvents } from './events';
-import type { StoredEvent } from './types';
+import { describeEvent, executionGraph, reduceEvents } from './events';
+import type { ExecutionDetail, ExecutionStatus, StoredEvent } from './types';
 
 let seq = 0;
 const ev = (kind: string, state: string | null, key: string, detail: Record<string, unknown> = {}): StoredEvent => ({
@@ -59,5 +59,26 @@ describe('reduceEvents', () => {
     expect(describeEvent(ev('TaskFailed', 'A', '/0:A', { error: 'E', cause: 'why' }))).toBe('E: why');
     expect(describeEvent(ev('MapIterationStarted', 'M', '/0:M#0/i3', { index: 3 }))).toBe('item 3');
     expect(describeEvent(ev('TaskStateExited', 'A', '/0:A', { caught: { error: 'E' } }))).toBe('caught E');
+  });
+});
+
+describe('execution graph of a paged execution', () => {
+  const detail = (status: ExecutionStatus): ExecutionDetail => ({
+    execution: {
+      id: 'e', name: 'e', workflowName: 'w', status, startedAtMs: 0, stoppedAtMs: null, error: null,
+      workflowHash: 'h', definition: '{"StartAt":"Batch","States":{}}', input: {}, output: null, cause: null,
+    } as ExecutionDetail['execution'],
+    // Only the first page: one iteration seen.
+    events: [
+      { seq: 1, timestampMs: 0, kind: 'MapStateStarted', state: 'Batch', key: '/0:Batch#0', detail: { length: 40000 } },
+      { seq: 2, timestampMs: 0, kind: 'MapIterationStarted', state: 'Batch', key: '/0:Batch#0/i0', detail: {} },
+    ],
+    eventsTotal: 200000,
+    mapProgress: [{ state: 'Batch', total: 40000, started: 30002, succeeded: 29990, failed: 10 }],
+    files: [],
+  });
+  it('takes the Map counts from the shell, not from the loaded page', () => {
+    expect(executionGraph(detail('RUNNING')).maps.Batch).toEqual({ total: 40000, pending: 9998, running: 2, succeeded: 29990, failed: 10 });
+    expect(executionGraph(detail('FAILED')).maps.Batch).toEqual({ total: 40000, pending: 10000, running: 0, succeeded: 29990, failed: 10 });
   });
 });

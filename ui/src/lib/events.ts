@@ -119,5 +119,12 @@ export function executionGraph(detail: ExecutionDetail | null): {
   } catch {
     definition = null;
   }
-  return { definition, ...reduceEvents(detail.events, detail.execution.status) };
+  const reduced = reduceEvents(detail.events, detail.execution.status);
+  // The shell counts every Map iteration in SQL: right even when only a page of events is loaded.
+  for (const p of detail.mapProgress ?? []) {
+    const running = detail.execution.status === 'RUNNING' ? Math.max(p.started - p.succeeded - p.failed, 0) : 0;
+    const pending = Math.max(p.total - running - p.succeeded - p.failed, 0);
+    reduced.maps[p.state] = { total: p.total, pending, running, succeeded: p.succeeded, failed: p.failed };
+  }
+  return { definition, ...reduced };
 }

@@ -106,7 +106,17 @@ export interface ExecutionDetail {
   events: StoredEvent[];
   /** How many events the execution recorded. */
   eventsTotal: number;
+  /** Each Map state's iteration counts over all the events, loaded or not. */
+  mapProgress: MapProgress[];
   files: ImageFiles[];
+}
+
+export interface MapProgress {
+  state: string;
+  total: number;
+  started: number;
+  succeeded: number;
+  failed: number;
 }
 
 export interface PendingToken {
