@@ -220,9 +220,8 @@ fn not_found(id: &str) -> CommandError {
 pub async fn execution_detail<R: Runtime>(handle: AppHandle<R>, state: State<'_, Desktop>, id: String) -> Result<ExecutionDetail> {
     let history = state.app.history();
     let execution = history.execution(&id)?.ok_or_else(|| not_found(&id))?;
-    let mut events = history.events(&execution.id)?;
-    let events_total = events.len();
-    events.truncate(EVENTS_PAGE);
+    let events = history.events_page(&execution.id, 0, EVENTS_PAGE)?;
+    let events_total = usize::try_from(history.event_count(&execution.id)?).unwrap_or(usize::MAX);
     let map_progress = history.map_progress(&execution.id)?;
     let files = desktop::execution_files(&execution);
     let scope = handle.asset_protocol_scope();
@@ -242,7 +241,7 @@ pub async fn execution_events(state: State<'_, Desktop>, id: String, offset: usi
     let history = state.app.history();
     let execution = history.execution(&id)?.ok_or_else(|| not_found(&id))?;
     let limit = limit.unwrap_or(EVENTS_PAGE).min(EVENTS_PAGE);
-    Ok(history.events(&execution.id)?.into_iter().skip(offset).take(limit).collect())
+    Ok(history.events_page(&execution.id, offset, limit)?)
 }
 
 /// The review queue: tasks waiting on `.waitForTaskToken`, oldest first (`pixelflow task list`).

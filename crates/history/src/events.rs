@@ -122,10 +122,21 @@ pub(crate) fn map_progress(conn: &Connection, execution: &str) -> Result<Vec<Map
 
 /// Every stored event of an execution, in recording order.
 pub(crate) fn list(conn: &Connection, execution: &str) -> Result<Vec<StoredEvent>> {
+    page(conn, execution, 0, i64::MAX)
+}
+
+/// How many events an execution recorded.
+pub(crate) fn count(conn: &Connection, execution: &str) -> Result<u64> {
+    let n: i64 = conn.prepare_cached("SELECT count(*) FROM events WHERE execution_id = ?1")?.query_row([execution], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// `limit` events of an execution from the `offset`-th, in recording order.
+pub(crate) fn page(conn: &Connection, execution: &str, offset: i64, limit: i64) -> Result<Vec<StoredEvent>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, timestamp, kind, state, key, detail FROM events WHERE execution_id = ?1 ORDER BY seq",
+        "SELECT seq, timestamp, kind, state, key, detail FROM events WHERE execution_id = ?1 ORDER BY seq LIMIT ?3 OFFSET ?2",
     )?;
-    let mut rows = stmt.query([execution])?;
+    let mut rows = stmt.query(params![execution, offset, limit])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let detail: String = row.get(5)?;

@@ -297,6 +297,18 @@ impl History {
         self.read(|c| events::list(c, execution_id))
     }
 
+    /// Up to `limit` of an execution's events from the `offset`-th, in recording order (a
+    /// page of a huge execution without loading the rest).
+    pub fn events_page(&self, execution_id: &str, offset: usize, limit: usize) -> Result<Vec<StoredEvent>> {
+        let (offset, limit) = (i64::try_from(offset).unwrap_or(i64::MAX), i64::try_from(limit).unwrap_or(i64::MAX));
+        self.read(|c| events::page(c, execution_id, offset, limit))
+    }
+
+    /// How many events an execution recorded.
+    pub fn event_count(&self, execution_id: &str) -> Result<u64> {
+        self.read(|c| events::count(c, execution_id))
+    }
+
     /// Each Map state's iteration counts over all of an execution's events.
     pub fn map_progress(&self, execution_id: &str) -> Result<Vec<MapProgress>> {
         self.read(|c| events::map_progress(c, execution_id))

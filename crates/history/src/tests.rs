@@ -795,4 +795,11 @@ fn map_progress_counts_every_iteration_of_each_map_state() {
     let m = |state: &str, total, started, succeeded, failed| MapProgress { state: state.into(), total, started, succeeded, failed };
     assert_eq!(h.map_progress("e1").unwrap(), [m("Batch", 6, 6, 5, 1), m("Crops", 2, 1, 0, 0)]);
     assert!(h.map_progress("nothing").unwrap().is_empty());
+
+    // Pages of the same events, in recording order, and their count.
+    let all = h.events("e1").unwrap();
+    assert_eq!(h.event_count("e1").unwrap(), all.len() as u64);
+    assert_eq!(h.events_page("e1", 0, 5).unwrap(), all[..5]);
+    assert_eq!(h.events_page("e1", 5, 1000).unwrap(), all[5..]);
+    assert!(h.events_page("e1", all.len(), 10).unwrap().is_empty());
 }
