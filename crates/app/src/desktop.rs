@@ -123,10 +123,6 @@ impl ThrottledProgress {
         self.lock().execution_id = Some(id);
     }
 
-    pub fn execution_id(&self) -> Option<String> {
-        self.lock().execution_id.clone()
-    }
-
     fn send_if_due(&self, p: &mut Pending, now: Instant) {
         if p.last_sent.is_none_or(|last| now.saturating_duration_since(last) >= self.interval) {
             self.send(p, now);

@@ -330,22 +330,16 @@ pub(crate) fn parse_connection_string(s: &str) -> ConnectionString {
 fn open_azure(destination: &Destination, options: &StoreOptions) -> Result<Store> {
     let root = destination.root();
     let mut redactor = Redactor::default();
-    let given = matches!(options.credentials, Some(Credentials::AzureKey { .. } | Credentials::AzureSas { .. }));
-    let mut builder = if given { MicrosoftAzureBuilder::new() } else { MicrosoftAzureBuilder::from_env() }.with_container_name(&destination.bucket);
+    let given = match &options.credentials {
+        Some(Credentials::AzureKey { account, key }) => Some((account, Some(key.as_str()), None)),
+        Some(Credentials::AzureSas { account, sas }) => Some((account, None, Some(sas.as_str()))),
+        _ => None,
+    };
+    // Given credentials stand alone: nothing of the environment's mixes in.
+    let mut builder = if given.is_some() { MicrosoftAzureBuilder::new() } else { MicrosoftAzureBuilder::from_env() }.with_container_name(&destination.bucket);
     let mut endpoint = options.endpoint.clone();
-    let credentials = if let Some(given @ (Credentials::AzureKey { account, .. } | Credentials::AzureSas { account, .. })) = &options.credentials {
-        builder = builder.with_account(account);
-        match given {
-            Credentials::AzureKey { key, .. } => {
-                redactor.add(key);
-                builder = builder.with_access_key(key);
-            }
-            Credentials::AzureSas { sas, .. } => {
-                redactor.add_sas(sas);
-                builder = builder.with_config(AzureConfigKey::SasKey, sas.trim_start_matches('?'));
-            }
-            Credentials::S3 { .. } => {}
-        }
+    let credentials = if let Some((account, key, sas)) = given {
+        builder = with_azure_account(builder, &mut redactor, account, key, sas);
         format!("given (account {account})")
     } else if let Some(text) = env("AZURE_STORAGE_CONNECTION_STRING") {
         redactor.add(&text);
@@ -358,14 +352,7 @@ fn open_azure(destination: &Destination, options: &StoreOptions) -> Result<Store
                 destination: root.clone(),
                 message: "AZURE_STORAGE_CONNECTION_STRING has no AccountName".into(),
             })?;
-            builder = builder.with_account(&account);
-            if let Some(key) = cs.key {
-                redactor.add(&key);
-                builder = builder.with_access_key(key);
-            } else if let Some(sas) = cs.sas {
-                redactor.add_sas(&sas);
-                builder = builder.with_config(AzureConfigKey::SasKey, sas);
-            }
+            builder = with_azure_account(builder, &mut redactor, &account, cs.key.as_deref(), cs.sas.as_deref());
             endpoint = endpoint.or(cs.blob_endpoint);
             format!("connection string (account {account})")
         }
@@ -408,6 +395,21 @@ fn open_azure(destination: &Destination, options: &StoreOptions) -> Result<Store
         .build()
         .map_err(|e| config_error(&root, &redactor, e))?;
     Ok(Store { destination_root: root, service: Service::Azure, inner: Arc::new(inner), checksums, credentials, redactor })
+}
+
+/// Sets an Azure account and its key (else its SAS, with or without the leading `?`) on
+/// `builder`, and has `redactor` hide the secret.
+fn with_azure_account(builder: MicrosoftAzureBuilder, redactor: &mut Redactor, account: &str, key: Option<&str>, sas: Option<&str>) -> MicrosoftAzureBuilder {
+    let builder = builder.with_account(account);
+    if let Some(key) = key {
+        redactor.add(key);
+        builder.with_access_key(key)
+    } else if let Some(sas) = sas {
+        redactor.add_sas(sas);
+        builder.with_config(AzureConfigKey::SasKey, sas.trim_start_matches('?'))
+    } else {
+        builder
+    }
 }
 
 fn config_error(root: &str, redactor: &Redactor, e: object_store::Error) -> Error {
