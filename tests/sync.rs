@@ -637,4 +637,24 @@ fn permission_denied_bad_keys_and_wrong_region_fail_clearly_and_record_nothing()
         // The CLI's 3, then the admin profile's 3; nothing for the refused reader.
         assert_eq!(h.uploads(None).unwrap().len(), if allowed { 6 } else { 3 }, "{name}");
     }
+    // The same on Azure: the account key from the keychain, no connection string anywhere.
+    let keychain = Keychain(AZURITE_KEY.to_string());
+    let profile = pixelflow_app::profiles::CloudProfile {
+        name: "azure-key".into(),
+        service: pixelflow_app::profiles::CloudService::Azure,
+        bucket: "readonly".into(),
+        prefix: "given".into(),
+        endpoint: Some(format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}", az.port)),
+        region: None,
+        access_key_id: None,
+        aws_profile: None,
+        account: Some(AZURITE_ACCOUNT.into()),
+        azure_secret: Some("key".into()),
+    };
+    pixelflow_app::profiles::save(&app, &profile, None, &keychain).unwrap();
+    let request = pixelflow_app::desktop::ExportRequest { executions: ids, profile: Some("azure-key".into()), ..Default::default() };
+    let options = pixelflow_app::desktop::export_options(&app, &request, &keychain).unwrap();
+    let report = pixelflow_app::export::run(&app, &options, &pixelflow_engine::CancelToken::new()).unwrap();
+    assert!(report.succeeded() && report.uploaded == 3, "azure-key: {report:?}");
+    assert_eq!(storage(&python, &az_full, "list", "readonly").len(), 3);
 }
