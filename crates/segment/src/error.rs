@@ -12,6 +12,7 @@ pub mod names {
     pub const IMAGE_TOO_SMALL: &str = "Pixelflow.ImageTooSmall";
     pub const IMAGE_HAS_ALPHA: &str = "Pixelflow.ImageHasAlpha";
     pub const INFERENCE_FAILED: &str = "Pixelflow.InferenceFailed";
+    pub const PROVIDER_UNAVAILABLE: &str = "Pixelflow.ProviderUnavailable";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,12 @@ pub enum Error {
     #[error("{}: the image already has transparency (an alpha channel that is not fully opaque); segmenting it would discard that alpha: flatten it first, or pass ignoreAlpha: true to segment its colours as they are", path.display())]
     ImageHasAlpha { path: PathBuf },
 
+    /// The execution provider a workflow asked for (`provider`, or `device: gpu`) is not
+    /// offered by the loaded ONNX Runtime, or failed to start; the message says which library,
+    /// what it offers and how to get the provider.
+    #[error("{provider}: {message}")]
+    ProviderUnavailable { provider: String, message: String },
+
     #[error("model {model}: inference failed: {message}")]
     Inference { model: String, message: String },
 
@@ -66,6 +73,7 @@ impl Error {
             Error::ImageTooSmall { .. } => names::IMAGE_TOO_SMALL,
             Error::ImageHasAlpha { .. } => names::IMAGE_HAS_ALPHA,
             Error::Inference { .. } => names::INFERENCE_FAILED,
+            Error::ProviderUnavailable { .. } => names::PROVIDER_UNAVAILABLE,
             Error::InvalidParameters(_) => pixelflow_imaging::error::names::INVALID_PARAMETERS,
             Error::Image(e) => e.asl_name(),
         }

@@ -12,6 +12,9 @@
 //! Nothing is downloaded at build or run time. A library that is found but cannot be loaded
 //! (too old: ort needs 1.31 or newer) is reported with the others in the
 //! `Pixelflow.OnnxRuntimeMissing` message, which says how to install one.
+//!
+//! Sessions are cached per model file and execution provider; which provider a model gets is
+//! the step's `device`/`provider` choice against what the library offers ([`crate::provider`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +27,7 @@ use ort::value::{TensorRef, ValueType};
 
 use crate::error::{Error, Result};
 use crate::manifest::{Layout, Located, Manifest, Optimization};
+use crate::provider::{self, Provider, Selection};
 
 /// How to install ONNX Runtime, for error messages and `doctor`.
 pub const INSTALL_HINT: &str = "install it with `python3 -m venv ~/.cache/pixelflow/venv && ~/.cache/pixelflow/venv/bin/pip install onnxruntime` \
@@ -147,18 +151,64 @@ fn version_key(p: &Path) -> Vec<u32> {
     name.split(".so").nth(1).unwrap_or("").split('.').filter_map(|s| s.parse().ok()).collect()
 }
 
-/// A loaded model: its manifest and its session. Shared by every task that uses it.
+/// ONNX Runtime's names of the execution providers the loaded library offers (loading it
+/// first), most preferred first: `["AzureExecutionProvider", "CPUExecutionProvider"]` for the
+/// `onnxruntime` wheel, TensorRT and CUDA added by `onnxruntime-gpu`. Offered is not usable: a
+/// GPU provider still needs its driver and libraries, which creating a session finds out.
+pub fn available_providers() -> Result<Vec<String>> {
+    let rt = runtime()?;
+    provider::offered_by_loaded_library()
+        .map_err(|e| Error::OnnxRuntimeMissing(format!("ONNX Runtime at {} cannot list its execution providers: {e}", rt.library.display())))
+}
+
+/// A loaded model: its manifest, the execution provider its session runs on, and the session.
+/// Shared by every task that uses it with that provider.
 pub struct Model {
     pub manifest: Manifest,
     pub path: PathBuf,
+    pub provider: Provider,
     session: Mutex<Session>,
 }
 
-static MODELS: OnceLock<Mutex<HashMap<PathBuf, Arc<Model>>>> = OnceLock::new();
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("name", &self.manifest.name).field("path", &self.path).field("provider", &self.provider).finish_non_exhaustive()
+    }
+}
 
-/// The model of this manifest, loaded (and checked) once per process; later calls get the same
-/// session. A model that fails to load is not remembered, so fixing the file and retrying works.
-pub fn model(located: &Located) -> Result<Arc<Model>> {
+/// A model as a step asked for it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub model: Arc<Model>,
+    /// Why `auto` (or `gpu`) runs the model on another provider than the first it tried (an
+    /// offered provider that failed to start, with ONNX Runtime's reason).
+    pub fallback: Option<String>,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// One session per model (its manifest, canonical path) and provider.
+    sessions: HashMap<(PathBuf, Provider), Arc<Model>>,
+    /// The provider each model got for each choice, with the fallback reason: decided once per
+    /// process, so a provider that cannot start is not tried again for every image.
+    chosen: HashMap<(PathBuf, Selection), (Provider, Option<String>)>,
+}
+
+static MODELS: OnceLock<Mutex<Cache>> = OnceLock::new();
+
+/// The model of this manifest on the execution provider `selection` picks among those the
+/// library offers, loaded (and checked) once per process and provider; later calls get the
+/// same session. A model that fails to load is not remembered, so fixing the file and retrying
+/// works. Under `auto`, an offered accelerator that fails to start leaves the model on the next
+/// one, at last the CPU, with a warning; asked for explicitly, it is
+/// [`Error::ProviderUnavailable`].
+pub fn model(located: &Located, selection: Selection) -> Result<Loaded> {
+    load(located, selection, None)
+}
+
+/// [`model`], with `offered` standing for what the library offers when given (tests make an
+/// accelerator look offered, to see it fail to start).
+pub(crate) fn load(located: &Located, selection: Selection, offered: Option<Vec<String>>) -> Result<Loaded> {
     let manifest = &located.manifest;
     let path = located.model_path.clone().ok_or_else(|| Error::ModelNotFound {
         model: manifest.name.clone(),
@@ -171,13 +221,71 @@ pub fn model(located: &Located) -> Result<Arc<Model>> {
     let key = std::fs::canonicalize(&located.manifest_path).unwrap_or_else(|_| located.manifest_path.clone());
     let models = MODELS.get_or_init(Default::default);
     // Loading under the lock: two tasks wanting the same model wait for one load.
-    let mut map = models.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(m) = map.get(&key) {
-        return Ok(Arc::clone(m));
+    let mut cache = models.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((provider, fallback)) = cache.chosen.get(&(key.clone(), selection)) {
+        if let Some(m) = cache.sessions.get(&(key.clone(), *provider)) {
+            return Ok(Loaded { model: Arc::clone(m), fallback: fallback.clone() });
+        }
     }
     let rt = runtime()?;
+    let offered = match offered {
+        Some(o) => o,
+        None => available_providers()?,
+    };
+    let candidates = selection.candidates(&offered, &rt.library)?;
     verify_file(manifest, &path)?;
     let mismatch = |message: String| Error::ModelMismatch { model: manifest.name.clone(), path: path.clone(), message };
+    // A provider that fails to start is `Err` (the next one is tried); a model that is not what
+    // its manifest says is `Ok(Err)`, which no other provider changes.
+    let opened = provider::first_that_opens(&candidates, |p| {
+        if let Some(m) = cache.sessions.get(&(key.clone(), p)) {
+            return Ok(Ok(Arc::clone(m)));
+        }
+        let session = open_session(&rt, manifest, &path, p)?;
+        if let Err(message) = check_signature(manifest, &session) {
+            return Ok(Err(mismatch(message)));
+        }
+        tracing::info!(model = %manifest.name, path = %path.display(), provider = %p, optimization = ?manifest.optimization, "segmentation model loaded");
+        let model = Arc::new(Model { manifest: manifest.clone(), path: path.clone(), provider: p, session: Mutex::new(session) });
+        cache.sessions.insert((key.clone(), p), Arc::clone(&model));
+        Ok(Ok(model))
+    });
+    let failed = |failures: &[(Provider, String)]| failures.iter().map(|(p, e)| format!("{p} failed to start: {e}")).collect::<Vec<_>>().join("; ");
+    match opened {
+        Ok((p, Ok(model), failures)) => {
+            let fallback = (!failures.is_empty()).then(|| failed(&failures));
+            if let Some(why) = &fallback {
+                tracing::warn!(model = %manifest.name, provider = %p, reason = %why, "segment: an offered execution provider could not start; the model runs on {p}");
+            }
+            cache.chosen.insert((key, selection), (p, fallback.clone()));
+            Ok(Loaded { model, fallback })
+        }
+        Ok((_, Err(e), _)) => Err(e),
+        // The CPU's failure is the model's own.
+        Err(failures) if candidates.contains(&Provider::Cpu) => {
+            let cpu = failures.iter().find(|(p, _)| *p == Provider::Cpu).map_or_else(String::new, |(_, e)| e.clone());
+            Err(mismatch(format!("ONNX Runtime cannot load it: {cpu}")))
+        }
+        // An accelerator asked for explicitly: its failure, unless the model fails on the CPU too.
+        Err(failures) => match open_session(&rt, manifest, &path, Provider::Cpu) {
+            Err(e) => Err(mismatch(format!("ONNX Runtime cannot load it: {e}"))),
+            Ok(_) => Err(Error::ProviderUnavailable {
+                provider: match selection {
+                    Selection::Only(p) => format!("execution provider {p}"),
+                    _ => "device gpu".to_string(),
+                },
+                message: format!(
+                    "the ONNX Runtime at {} offers it, but {} (the model itself loads on the CPU); check the device's driver and libraries, or use device: auto to run on the CPU when it cannot start",
+                    rt.library.display(),
+                    failed(&failures)
+                ),
+            }),
+        },
+    }
+}
+
+/// A session for the model on `provider`, with ONNX Runtime's message when it cannot be had.
+fn open_session(rt: &Runtime, manifest: &Manifest, path: &Path, provider: Provider) -> std::result::Result<Session, String> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let level = match manifest.optimization {
         Optimization::Basic => GraphOptimizationLevel::Level1,
@@ -188,25 +296,22 @@ pub fn model(located: &Located) -> Result<Arc<Model>> {
     // verbose log (intra-op threads = cores, sequential execution, memory arena and patterns),
     // with three differences:
     // - no automatic device-selection policy: ort's builder asks for "max efficiency", which
-    //   scans the PCI bus for accelerators at each session; Python sets none;
+    //   scans the PCI bus for accelerators at each session; Python sets none (a provider
+    //   registered below takes precedence over any policy anyway);
     // - the manifest's optimisation level (`extended` for the quantised IS-Net: the same
     //   output, bit for bit, without the NCHWc reorders around each MaxPool);
     // - intra-op threads that wait without spinning: as fast here, and they leave the cores
     //   to another task's decoding and encoding (`--jobs 2`) and to the rest of the desktop
     //   instead of burning them between operators.
-    let session = Session::builder(&rt.environment)
+    let mut builder = Session::builder(&rt.environment)
         .and_then(|b| b.with_auto_device(AutoDevicePolicy::Default).map_err(Into::into))
         .and_then(|b| b.with_optimization_level(level).map_err(Into::into))
         .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
         .and_then(|b| b.with_inter_threads(1).map_err(Into::into))
         .and_then(|b| b.with_intra_op_spinning(false).map_err(Into::into))
-        .and_then(|mut b| b.commit_from_file(&path))
-        .map_err(|e| mismatch(format!("ONNX Runtime cannot load it: {e}")))?;
-    check_signature(manifest, &session).map_err(mismatch)?;
-    tracing::info!(model = %manifest.name, path = %path.display(), threads, optimization = ?manifest.optimization, "segmentation model loaded");
-    let model = Arc::new(Model { manifest: manifest.clone(), path, session: Mutex::new(session) });
-    map.insert(key, Arc::clone(&model));
-    Ok(model)
+        .map_err(|e| e.to_string())?;
+    provider::register(provider, &mut builder).map_err(|e| e.to_string())?;
+    builder.commit_from_file(path).map_err(|e| e.to_string())
 }
 
 /// The file is the one the manifest names: its size and sha256, when the manifest gives them.

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::manifest::{self, DEFAULT_MODEL};
 use crate::process::{self, BBox};
+use crate::provider::Selection;
 use crate::runtime::{self, Model};
 
 /// Registers `segment`.
@@ -138,6 +139,8 @@ struct SegmentInput {
     max_pixels: Option<u64>,
     #[serde(default)]
     ignore_alpha: bool,
+    device: Option<String>,
+    provider: Option<String>,
 }
 
 /// The largest `padding`, in pixels.
@@ -158,10 +161,13 @@ pub struct Written {
 
 /// `pixelflow:segment`: `{path, outputDir?, model?, outputs?: ["mask" | "cutout" | "crop" |
 /// "background"], format?: png|webp, threshold?, feather?, padding?, background?, naming?,
-/// maxPixels?, ignoreAlpha?}` -> `{model, width, height, coverage, bbox, subjectFound,
-/// outputs: [{name, path, width, height, format, bytes}]}`.
+/// maxPixels?, ignoreAlpha?, device?: auto|gpu|cpu, provider?}` -> `{model, provider, width,
+/// height, coverage, bbox, subjectFound, outputs: [{name, path, width, height, format, bytes}]}`
+/// plus `fallback` (why) when `auto` runs on the CPU because an offered accelerator could not
+/// start. `provider` in the result is ONNX Runtime's name (`CPUExecutionProvider`).
 pub fn run_segment(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value> {
     let raw: SegmentInput = serde_json::from_value(input).map_err(|e| Error::invalid(format!("segment: {e}")))?;
+    let selection = Selection::parse(raw.device.as_deref(), raw.provider.as_deref())?;
     // Each kind once, in the order asked.
     let mut kinds: Vec<OutputKind> = Vec::new();
     for k in raw.outputs.clone().unwrap_or_else(|| vec![OutputKind::Mask]) {
@@ -208,7 +214,7 @@ pub fn run_segment(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value
 
     let model_name = raw.model.as_deref().unwrap_or(DEFAULT_MODEL);
     let located = manifest::locate(model_name)?;
-    let model = runtime::model(&located)?;
+    let runtime::Loaded { model, fallback } = runtime::model(&located, selection)?;
     if should_stop() {
         return Err(pixelflow_imaging::Error::Cancelled.into());
     }
@@ -270,13 +276,18 @@ pub fn run_segment(input: Value, should_stop: &dyn Fn() -> bool) -> Result<Value
         write_ms = segmented.elapsed().as_secs_f64() * 1e3,
         "segment step done"
     );
-    Ok(json!({
+    let mut result = json!({
         "model": model.manifest.name,
+        "provider": model.provider.ort_name(),
         "width": rgb.width(),
         "height": rgb.height(),
         "coverage": (seg.coverage * 1e6).round() / 1e6,
         "bbox": seg.bbox,
         "subjectFound": seg.bbox.is_some(),
         "outputs": written,
-    }))
+    });
+    if let (Some(why), Some(obj)) = (fallback, result.as_object_mut()) {
+        obj.insert("fallback".into(), json!(why));
+    }
+    Ok(result)
 }

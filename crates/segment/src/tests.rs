@@ -10,6 +10,7 @@ use pixelflow_imaging::encode::{self, EncodeOptions, OutputFormat};
 use serde_json::{json, Value};
 
 use crate::error::Error;
+use crate::provider::{Provider, Selection, AUTO_ORDER};
 use crate::{manifest, runtime, step};
 
 fn models() -> PathBuf {
@@ -60,6 +61,7 @@ fn masks_cutouts_crops_and_backgrounds_of_a_known_subject() {
         "outputs": ["mask", "cutout", "crop", "background"], "padding": 5, "background": "#00ff00"});
     let out = run(input.clone()).unwrap();
     assert_eq!(out["model"], "tiny-red");
+    assert!(out["provider"].as_str().is_some_and(|p| p.ends_with("ExecutionProvider")), "{out}");
     assert_eq!((out["width"].as_u64(), out["height"].as_u64()), (Some(200), Some(160)));
     assert_eq!(out["subjectFound"], true);
     // 64x64 and back blurs the edges by a pixel or two; the 0.5 line stays on the rectangle.
@@ -131,9 +133,119 @@ fn one_session_per_model() {
     if !have_runtime() {
         return;
     }
-    let a = runtime::model(&manifest::locate(&tiny("tiny-red")).unwrap()).unwrap();
-    let b = runtime::model(&manifest::locate(&tiny("tiny-red")).unwrap()).unwrap();
-    assert!(Arc::ptr_eq(&a, &b));
+    let a = runtime::model(&manifest::locate(&tiny("tiny-red")).unwrap(), Selection::Auto).unwrap();
+    let b = runtime::model(&manifest::locate(&tiny("tiny-red")).unwrap(), Selection::Auto).unwrap();
+    assert!(Arc::ptr_eq(&a.model, &b.model));
+}
+
+/// Whether the loaded library offers an accelerator `auto` would try (not so with the PyPI
+/// `onnxruntime` wheel the tests use).
+fn offers_an_accelerator(offered: &[String]) -> bool {
+    AUTO_ORDER.iter().any(|p| offered.iter().any(|o| o == p.ort_name()))
+}
+
+// Issue 7: the execution provider is the CPU by default, an accelerator when the library offers one.
+#[test]
+fn auto_runs_on_what_the_library_offers_and_the_result_names_it() {
+    if !have_runtime() {
+        return;
+    }
+    let offered = runtime::available_providers().unwrap();
+    assert!(offered.iter().any(|p| p == "CPUExecutionProvider"), "{offered:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let photo = save(dir.path(), "photo.png", DynamicImage::ImageRgb8(red_on_blue(64, 64, (10, 20, 30, 15))));
+    let out = run(json!({"path": photo, "model": tiny("tiny-red"), "outputs": []})).unwrap();
+    let cpu = run(json!({"path": photo, "model": tiny("tiny-red"), "outputs": [], "device": "cpu"})).unwrap();
+    assert_eq!(cpu["provider"], "CPUExecutionProvider");
+    assert_eq!(cpu.get("fallback"), None);
+    if offers_an_accelerator(&offered) {
+        let first = AUTO_ORDER.iter().find(|p| offered.iter().any(|o| o == p.ort_name())).unwrap();
+        assert!(out["provider"] == first.ort_name() || out.get("fallback").is_some(), "{out}");
+        return;
+    }
+    // The CPU-only wheel: the CPU, no fallback to explain, the same session as device: cpu.
+    assert_eq!(out["provider"], "CPUExecutionProvider", "{out}");
+    assert_eq!(out.get("fallback"), None, "{out}");
+    assert_eq!(out["bbox"], cpu["bbox"]);
+    let located = manifest::locate(&tiny("tiny-red")).unwrap();
+    let auto = runtime::model(&located, Selection::Auto).unwrap();
+    let only_cpu = runtime::model(&located, Selection::Only(Provider::Cpu)).unwrap();
+    assert!(Arc::ptr_eq(&auto.model, &only_cpu.model), "one session per model and provider");
+    assert_eq!(crate::health().auto_provider, Some(Provider::Cpu));
+}
+
+#[test]
+fn an_accelerator_the_library_lacks_is_a_clear_error() {
+    if !have_runtime() {
+        return;
+    }
+    let offered = runtime::available_providers().unwrap();
+    if offered.iter().any(|p| p == "CUDAExecutionProvider") {
+        eprintln!("this ONNX Runtime offers CUDA: the error for a missing provider is not checked here");
+        return;
+    }
+    let library = runtime::runtime().unwrap().library.display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let photo = save(dir.path(), "photo.png", DynamicImage::ImageRgb8(red_on_blue(64, 64, (10, 20, 30, 15))));
+    let e = run(json!({"path": photo, "model": tiny("tiny-red"), "outputs": [], "provider": "cuda"})).unwrap_err();
+    assert_eq!(e.asl_name(), "Pixelflow.ProviderUnavailable");
+    let m = e.to_string();
+    for says in ["execution provider CUDAExecutionProvider", &library, "does not offer it", &offered.join(", "), "onnxruntime-gpu"] {
+        assert!(m.contains(says), "{says}: {m}");
+    }
+    if !offers_an_accelerator(&offered) {
+        let e = run(json!({"path": photo, "model": tiny("tiny-red"), "outputs": [], "device": "gpu"})).unwrap_err();
+        assert_eq!(e.asl_name(), "Pixelflow.ProviderUnavailable");
+        let m = e.to_string();
+        assert!(m.starts_with("device gpu: ") && m.contains(&library) && m.contains("offers none of CUDAExecutionProvider"), "{m}");
+    }
+}
+
+/// tiny-red under another manifest path: a model of its own in the session cache.
+fn private_tiny_red(dir: &Path) -> manifest::Located {
+    std::fs::copy(models().join("tiny-red.onnx"), dir.join("tiny-red.onnx")).unwrap();
+    std::fs::copy(models().join("tiny-red.json"), dir.join("tiny-red.json")).unwrap();
+    manifest::locate(&dir.join("tiny-red.json").to_string_lossy()).unwrap()
+}
+
+#[test]
+fn an_offered_provider_that_cannot_start_falls_back_to_the_cpu_under_auto_only() {
+    if !have_runtime() {
+        return;
+    }
+    if runtime::available_providers().unwrap().iter().any(|p| p == "CUDAExecutionProvider") {
+        eprintln!("this ONNX Runtime offers CUDA, which may start: the fallback is not checked here");
+        return;
+    }
+    // The library is told to offer CUDA, which it was not built with: registering it fails for
+    // real inside ONNX Runtime, as it does for a CUDA build without its libraries or a device.
+    let pretend = Some(vec!["CUDAExecutionProvider".to_string(), "CPUExecutionProvider".to_string()]);
+    let dir = tempfile::tempdir().unwrap();
+    let located = private_tiny_red(dir.path());
+
+    let e = runtime::load(&located, Selection::Only(Provider::Cuda), pretend.clone()).unwrap_err();
+    assert_eq!(e.asl_name(), "Pixelflow.ProviderUnavailable");
+    let m = e.to_string();
+    assert!(m.starts_with("execution provider CUDAExecutionProvider: "), "{m}");
+    assert!(m.contains("offers it, but CUDAExecutionProvider failed to start: ") && m.contains("the model itself loads on the CPU"), "{m}");
+    let e = runtime::load(&located, Selection::Gpu, pretend.clone()).unwrap_err();
+    assert_eq!(e.asl_name(), "Pixelflow.ProviderUnavailable");
+    assert!(e.to_string().starts_with("device gpu: "), "{e}");
+
+    let auto = runtime::load(&located, Selection::Auto, pretend.clone()).unwrap();
+    assert_eq!(auto.model.provider, Provider::Cpu);
+    let why = auto.fallback.clone().unwrap();
+    assert!(why.starts_with("CUDAExecutionProvider failed to start: "), "{why}");
+    // Decided once: the same session and reason, the CPU session shared with device: cpu.
+    let again = runtime::load(&located, Selection::Auto, pretend).unwrap();
+    assert!(Arc::ptr_eq(&auto.model, &again.model));
+    assert_eq!(again.fallback.as_deref(), Some(why.as_str()));
+    let cpu = runtime::load(&located, Selection::Only(Provider::Cpu), None).unwrap();
+    assert!(Arc::ptr_eq(&auto.model, &cpu.model));
+    assert_eq!(cpu.fallback, None);
+    // The fallback session computes: the known mask.
+    let seg = step::segment(&auto.model, &red_on_blue(64, 64, (10, 20, 30, 15)), &step::SegmentOptions::default(), &|| false).unwrap();
+    assert_eq!(seg.bbox.map(|b| (b.x, b.y, b.width, b.height)), Some((10, 20, 30, 15)));
 }
 
 #[test]
@@ -194,6 +306,9 @@ fn bad_models_and_images_fail_clearly() {
         (json!({"path": photo, "outputDir": out_dir, "model": tiny("tiny-red"), "outputs": ["cutout"], "format": "jpeg"}), "transparency"),
         (json!({"path": photo, "outputDir": out_dir, "model": tiny("tiny-red"), "outputs": ["mask", "cutout"], "naming": "{stem}.{ext}"}), "{variant}"),
         (json!({"path": photo, "outputDir": out_dir, "model": tiny("tiny-red"), "naming": "../{stem}.{ext}"}), "file name"),
+        (json!({"path": photo, "model": tiny("tiny-red"), "outputs": [], "device": "fast"}), "device must be \"auto\", \"gpu\" or \"cpu\", got \"fast\""),
+        (json!({"path": photo, "model": tiny("tiny-red"), "outputs": [], "provider": "vulkan"}), "unknown provider \"vulkan\""),
+        (json!({"path": photo, "model": tiny("tiny-red"), "outputs": [], "device": "cpu", "provider": "cuda"}), "contradicts"),
     ] {
         let (name, cause) = fail(input.clone());
         assert_eq!(name, "Pixelflow.InvalidParameters", "{input}");
