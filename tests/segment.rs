@@ -69,9 +69,10 @@ fn onnxruntime(sb: &Sandbox) -> Option<String> {
 #[test]
 fn a_workflow_segments_and_routes_images_without_a_subject() {
     let sb = Sandbox::new();
-    if onnxruntime(&sb).is_none() {
-        return;
-    }
+    let Some(doctor) = onnxruntime(&sb) else { return };
+    // The CPU-only wheel the test command installs: doctor lists what it offers and what
+    // `device: auto` takes.
+    assert!(doctor.contains("CPUExecutionProvider") && doctor.contains("auto uses CPUExecutionProvider"), "{doctor}");
     let out_dir = sb.path().join("out");
     let def = routing_workflow(&sb, &tiny_model(), json!(["mask", "crop"]));
     let red = image::RgbImage::from_fn(120, 90, |x, y| image::Rgb(if (30..90).contains(&x) && (20..50).contains(&y) { [250, 10, 10] } else { [10, 10, 250] }));
@@ -83,6 +84,7 @@ fn a_workflow_segments_and_routes_images_without_a_subject() {
     assert_eq!(result["routed"], "catalogue");
     let seg = &result["segment"];
     assert_eq!((seg["model"].as_str(), seg["width"].as_u64(), seg["height"].as_u64()), (Some("tiny-red"), Some(120), Some(90)));
+    assert_eq!((seg["provider"].as_str(), seg.get("fallback")), (Some("CPUExecutionProvider"), None));
     let bbox = &seg["bbox"];
     let (bx, bw) = (bbox["x"].as_i64().unwrap(), bbox["width"].as_i64().unwrap());
     assert!((bx - 30).abs() <= 2 && (bw - 60).abs() <= 3, "{bbox}");

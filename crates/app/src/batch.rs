@@ -348,17 +348,17 @@ impl BatchObserver {
         }
     }
 
-    fn observe(&self, execution: &str, event: &Event) {
-        let ok = match event.kind.as_str() {
+    fn observe(&self, execution: &str, kind: &str, key: &str, output: Option<&Value>) {
+        let ok = match kind {
             "MapIterationSucceeded" => true,
             "MapIterationFailed" => false,
             "ExecutionStarted" => return self.progress.execution_started(execution),
             _ => return,
         };
-        let Some(index) = Self::top_level_index(&event.key) else { return };
+        let Some(index) = Self::top_level_index(key) else { return };
         let Some((path, hash)) = self.items.get(index) else { return };
         if ok {
-            if let (Some(hash), Some(output)) = (hash, event.detail.get("output")) {
+            if let (Some(hash), Some(output)) = (hash, output) {
                 let result = CachedResult {
                     path: path.to_string_lossy().into_owned(),
                     output: output.clone(),
@@ -375,9 +375,17 @@ impl BatchObserver {
 }
 
 impl Journal for BatchObserver {
+    fn begin(&self, execution: &str) {
+        self.inner.begin(execution);
+    }
     fn record(&self, execution: &str, event: Event) {
-        self.observe(execution, &event);
+        self.observe(execution, &event.kind, &event.key, event.detail.get("output"));
         self.inner.record(execution, event);
+    }
+    fn record_fields(&self, execution: &str, kind: &str, state: Option<&str>, key: &str, fields: &[(&str, &Value)]) {
+        let output = fields.iter().find(|(name, _)| *name == "output").map(|(_, v)| *v);
+        self.observe(execution, kind, key, output);
+        self.inner.record_fields(execution, kind, state, key, fields);
     }
     fn checkpoint(&self, execution: &str, key: &str) -> Result<Option<Checkpoint>, JournalError> {
         self.inner.checkpoint(execution, key)

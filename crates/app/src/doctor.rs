@@ -69,7 +69,11 @@ fn onnxruntime() -> Check {
     match health.runtime {
         Ok((path, version)) => {
             let status = if installed.is_empty() { Status::Warn } else { Status::Ok };
-            Check::new("onnxruntime", status, format!("{version} at {}; {models}", path.display()))
+            let providers = match health.auto_provider {
+                Some(auto) => format!("providers: {} (auto uses {})", health.providers.join(", "), auto.ort_name()),
+                None => format!("providers: {}", health.providers.join(", ")),
+            };
+            Check::new("onnxruntime", status, format!("{version} at {}; {providers}; {models}", path.display()))
         }
         Err(e) => Check::new("onnxruntime", Status::Warn, format!("{e}; {models}")),
     }

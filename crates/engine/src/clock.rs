@@ -16,9 +16,19 @@ pub trait Clock: Send + Sync {
 /// The wall clock.
 pub struct SystemClock;
 
+/// Milliseconds since the Unix epoch by the wall clock (negative before 1970). Read straight from
+/// `SystemTime`: the engine reads the clock at every state, and going through a calendar type
+/// cost more than the rest of a Pass state.
+pub fn unix_ms() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        chrono::Utc::now().timestamp_millis()
+        unix_ms()
     }
 
     fn sleep(&self, d: Duration, cancel: &CancelToken) -> bool {
@@ -65,5 +75,16 @@ impl Clock for ManualClock {
         inner.0 += d.as_millis() as i64;
         inner.1.push(d);
         true
+    }
+}
+
+#[cfg(test)]
+mod unix_ms_tests {
+    #[test]
+    fn agrees_with_the_calendar_clock() {
+        let before = chrono::Utc::now().timestamp_millis();
+        let ours = super::unix_ms();
+        let after = chrono::Utc::now().timestamp_millis();
+        assert!(before <= ours && ours <= after, "{before} <= {ours} <= {after}");
     }
 }

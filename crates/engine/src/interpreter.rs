@@ -84,6 +84,7 @@ impl Engine {
     /// Runs (or resumes) an execution to its end. `cancel` interrupts it.
     pub fn run(&self, machine: &StateMachine, exec: &Execution, cancel: &CancelToken) -> Result<Value, Stop> {
         let run = Run { engine: self, exec, cancel: cancel.child(), timed_out: AtomicBool::new(false) };
+        self.journal.begin(&exec.id);
         run.event("ExecutionStarted", None, "", json!({ "input": exec.input }));
 
         let finished = AtomicBool::new(false);
@@ -289,6 +290,11 @@ impl<'a> Run<'a> {
         );
     }
 
+    /// An event whose detail is `{name: value, ...}`: the values are not copied.
+    fn event_fields(&self, kind: &str, state: Option<&str>, key: &str, fields: &[(&str, &Value)]) {
+        self.journal().record_fields(&self.exec.id, kind, state, key, fields);
+    }
+
     /// A random generator seeded by the execution and the state visit, so that a replay draws
     /// the same numbers.
     fn rng(&self, key: &str) -> rand::rngs::StdRng {
@@ -307,22 +313,21 @@ impl<'a> Run<'a> {
     }
 
     fn machine(&self, m: &StateMachine, input: Value, frame: &Frame) -> Result<Value, Failure> {
-        let mut name = m.start_at.clone();
+        let mut name = m.start_at.as_str();
         let mut input = input;
         for step in 0..MAX_TRANSITIONS {
             if frame.cancel.is_cancelled() {
                 return Err(aborted());
             }
             let state = m
-                .state(&name)
+                .state(name)
                 .ok_or_else(|| Failure::runtime(format!("the state machine has no state '{name}'")))?;
             let key = format!("{}/{step}:{name}", frame.prefix);
-            let type_name = state.kind.type_name();
-            self.event(&format!("{type_name}StateEntered"), Some(&name), &key, json!({ "input": input }));
+            self.event_fields(state.kind.entered_event(), Some(name), &key, &[("input", &input)]);
             let outcome = self.state(state, &input, &key, frame);
             let next = match outcome {
                 Ok((output, next)) => {
-                    self.event(&format!("{type_name}StateExited"), Some(&name), &key, json!({ "output": output }));
+                    self.event_fields(state.kind.exited_event(), Some(name), &key, &[("output", &output)]);
                     match next {
                         Some(n) => {
                             input = output;
@@ -339,14 +344,10 @@ impl<'a> Run<'a> {
                         return Err(failure);
                     };
                     let output = self.catch_output(catcher, &input, &failure)?;
-                    self.event(
-                        &format!("{type_name}StateExited"),
-                        Some(&name),
-                        &key,
-                        json!({ "output": output, "caught": { "error": failure.error, "cause": failure.cause } }),
-                    );
+                    let caught = json!({ "error": failure.error, "cause": failure.cause });
+                    self.event_fields(state.kind.exited_event(), Some(name), &key, &[("output", &output), ("caught", &caught)]);
                     input = output;
-                    catcher.next.clone()
+                    catcher.next.as_str()
                 }
             };
             name = next;
@@ -359,11 +360,11 @@ impl<'a> Run<'a> {
     }
 
     /// Runs one state visit; returns its output and the next state (None at the end).
-    fn state(&self, state: &State, raw_input: &Value, key: &str, frame: &Frame) -> Result<(Value, Option<String>), Failure> {
+    fn state<'m>(&self, state: &'m State, raw_input: &Value, key: &str, frame: &Frame) -> Result<(Value, Option<&'m str>), Failure> {
         let ctx = Context::new(self, &state.name, self.now());
         let effective = self.input_path(&state.input_path, raw_input, &ctx)?;
         let next = match &state.transition {
-            Transition::Next(n) => Some(n.clone()),
+            Transition::Next(n) => Some(n.as_str()),
             Transition::End => None,
         };
         match &state.kind {
@@ -386,11 +387,11 @@ impl<'a> Run<'a> {
                 let mut chosen = None;
                 for c in choices {
                     if choice::evaluate(&c.rule, &effective, if state.reads_context { ctx.value() } else { &Value::Null })? {
-                        chosen = Some(c.next.clone());
+                        chosen = Some(c.next.as_str());
                         break;
                     }
                 }
-                let next = match chosen.or_else(|| default.clone()) {
+                let next = match chosen.or(default.as_deref()) {
                     Some(n) => n,
                     None => {
                         return Err(Failure::new(
@@ -711,7 +712,7 @@ impl<'a> Run<'a> {
         match &outcome {
             Ok(v) => {
                 self.save_checkpoint(key, &Checkpoint::Succeeded(v.clone()))?;
-                self.event("TaskSucceeded", Some(name), key, json!({ "output": v }));
+                self.event_fields("TaskSucceeded", Some(name), key, &[("output", v)]);
             }
             Err(f) => {
                 self.save_checkpoint(key, &Checkpoint::Failed(f.clone()))?;
@@ -793,7 +794,8 @@ impl<'a> Run<'a> {
             let item_key = format!("{key}/i{i}");
             let mut item_ctx = Context::new(self, &state.name, self.now());
             item_ctx.map_item = Some((i, &items[i]));
-            self.event("MapIterationStarted", Some(&state.name), &item_key, json!({ "index": i }));
+            let index = Value::from(i);
+            self.event_fields("MapIterationStarted", Some(&state.name), &item_key, &[("index", &index)]);
             let item_frame = Frame { prefix: item_key.clone(), cancel: cancel.clone() };
             let outcome = match &spec.item_selector {
                 Some(sel) => self.template(sel, effective, &item_ctx, &item_key),
@@ -802,7 +804,7 @@ impl<'a> Run<'a> {
             .and_then(|input| self.machine(&spec.processor, input, &item_frame));
             match outcome {
                 Ok(v) => {
-                    self.event("MapIterationSucceeded", Some(&state.name), &item_key, json!({ "index": i, "output": v }));
+                    self.event_fields("MapIterationSucceeded", Some(&state.name), &item_key, &[("index", &index), ("output", &v)]);
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = v;
                 }
                 Err(f) => {

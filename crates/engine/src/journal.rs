@@ -56,9 +56,24 @@ pub struct JournalError(pub String);
 /// The storage an execution records into. Methods take the execution id so one journal can
 /// serve many concurrent executions.
 pub trait Journal: Send + Sync {
-    /// Appends an event. May be buffered; an event with the same (`kind`, `key`) as one already
-    /// recorded for the execution is ignored.
+    /// A run of `execution` begins: its first, or a resume that will replay the finished
+    /// prefix. Called before the run records anything. (No default: a journal that wraps
+    /// another must pass it on, or the one below would not recognise a replay.)
+    fn begin(&self, execution: &str);
+
+    /// Appends an event. May be buffered. An event with the same (`kind`, `key`) as one recorded
+    /// by an earlier run of the execution is ignored: that is a resumed run replaying its
+    /// finished prefix. Within one run the interpreter never repeats a (`kind`, `key`), which
+    /// lets a journal skip the check for an execution that had no events when its run began.
     fn record(&self, execution: &str, event: Event);
+
+    /// Records an event whose detail is the object `{name: value, ...}`. The same as
+    /// [`Journal::record`]; a journal that serializes events overrides it to write the values
+    /// without copying them (the interpreter records every state's input and output this way).
+    fn record_fields(&self, execution: &str, kind: &str, state: Option<&str>, key: &str, fields: &[(&str, &Value)]) {
+        let detail = Value::Object(fields.iter().map(|(name, value)| (name.to_string(), (*value).clone())).collect());
+        self.record(execution, Event { kind: kind.to_string(), state: state.map(str::to_string), key: key.to_string(), detail });
+    }
 
     /// The checkpoint stored under `key`, if any.
     fn checkpoint(&self, execution: &str, key: &str) -> Result<Option<Checkpoint>, JournalError>;
@@ -94,6 +109,9 @@ pub struct MemoryJournal {
 struct MemoryState {
     events: Vec<(String, Event)>,
     seen: std::collections::HashSet<(String, String, String)>,
+    /// (execution, kind, key) recorded by the current run of each execution: checks, in debug
+    /// builds, the promise that a run never repeats one.
+    this_run: std::collections::HashSet<(String, String, String)>,
     checkpoints: HashMap<(String, String), Checkpoint>,
     tokens: HashMap<(String, String), String>,
     token_payloads: HashMap<String, Value>,
@@ -137,9 +155,16 @@ impl MemoryJournal {
 }
 
 impl Journal for MemoryJournal {
+    fn begin(&self, execution: &str) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.this_run.retain(|(e, _, _)| e != execution);
+    }
+
     fn record(&self, execution: &str, event: Event) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let id = (execution.to_string(), event.kind.clone(), event.key.clone());
+        let repeated = !state.this_run.insert(id.clone());
+        debug_assert!(!repeated, "one run recorded {} with key {:?} twice", event.kind, event.key);
         if state.seen.insert(id) {
             state.events.push((execution.to_string(), event));
         }

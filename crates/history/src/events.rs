@@ -1,17 +1,39 @@
-//! The `events` table: the append-only history of each execution, in the order recorded.
+//! Each execution's append-only event history, stored as **chunks**: one row holds a run of
+//! consecutive events of one execution, as a JSON array of `[timestamp, kind, state, key,
+//! detail]` items.
 //!
-//! `seq` is global and monotonic (AUTOINCREMENT never reuses a number, even after the newest
-//! rows are deleted), so ordering by it gives the recording order. `UNIQUE (execution_id,
-//! kind, key)` plus `INSERT OR IGNORE` makes recording idempotent: a resumed execution replays
-//! its finished prefix and re-records the same events, and they are dropped here.
+//! Why chunks and not a row per event: a state transition records two events, and a batch of
+//! 40,000 images several hundred thousand. A row per event, with the index that keeps events
+//! unique, bounded the whole engine at about 10^5 transitions per second on the single SQLite
+//! writer. The writer thread now appends each execution's events of one transaction to one
+//! row (module `writer`), so its cost per event is a copy of bytes the recording thread already
+//! encoded.
+//!
+//! * **Order and numbering**: a chunk's `first` is the index of its first event within the
+//!   execution, chunks are contiguous, and an event's `seq` is its 1-based position in its
+//!   execution. Pages are read by chunk range, so the cost of a page does not grow with the
+//!   execution.
+//! * **Idempotence**: an event with the same (kind, key) as one already stored for the
+//!   execution is dropped, so a resumed execution that replays its finished prefix stores
+//!   nothing twice. The writer enforces it with the set of stored (kind, key) pairs, which it
+//!   loads only for an execution that already has events when a run of it begins (a resume):
+//!   a fresh run never repeats a key by construction.
+//! * **Map counts**: the writer also keeps `map_counts`, each Map state's iteration counts,
+//!   so the app shows the progress of a huge batch without reading its events.
+
+use std::collections::HashSet;
+use std::io::Write as _;
 
 use pixelflow_engine::Event;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::IgnoredAny;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{corrupt, Result};
+use crate::error::{corrupt, Error, Result};
 
+/// The first history schema: a row per event. Kept as released; [`MIGRATION_CHUNKS`] moves
+/// its rows into chunks and drops it.
 pub(crate) const MIGRATION: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -26,11 +48,47 @@ CREATE TABLE IF NOT EXISTS events (
 );
 ";
 
-/// An event as stored: the recorded [`Event`] plus its sequence number and the time (ms since
-/// the Unix epoch) at which `record` was called.
+/// Event chunks and Map counts; carries the rows of the per-event table over (one chunk per
+/// execution) and drops it.
+pub(crate) const MIGRATION_CHUNKS: &str = "
+CREATE TABLE IF NOT EXISTS event_chunks (
+    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    -- Index within the execution of the chunk's first event.
+    first        INTEGER NOT NULL,
+    count        INTEGER NOT NULL,
+    -- JSON array of [timestamp_ms, kind, state, key, detail].
+    events       TEXT NOT NULL,
+    UNIQUE (execution_id, first)
+);
+CREATE TABLE IF NOT EXISTS map_counts (
+    execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
+    state        TEXT NOT NULL,
+    total        INTEGER NOT NULL,
+    started      INTEGER NOT NULL,
+    succeeded    INTEGER NOT NULL,
+    failed       INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, state)
+) WITHOUT ROWID;
+INSERT INTO event_chunks (execution_id, first, count, events)
+    SELECT execution_id, 0, count(*),
+           json_group_array(json_array(timestamp, kind, state, key, json(detail)) ORDER BY seq)
+    FROM events GROUP BY execution_id;
+INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
+    SELECT execution_id, coalesce(state, ''),
+           sum(CASE kind WHEN 'MapStateStarted' THEN coalesce(json_extract(detail, '$.length'), 0) ELSE 0 END),
+           sum(kind = 'MapIterationStarted'), sum(kind = 'MapIterationSucceeded'), sum(kind = 'MapIterationFailed')
+    FROM events
+    WHERE kind IN ('MapStateStarted', 'MapIterationStarted', 'MapIterationSucceeded', 'MapIterationFailed')
+    GROUP BY execution_id, coalesce(state, '');
+DROP TABLE events;
+";
+
+/// An event as stored: the recorded [`Event`] plus its position in the execution and the time
+/// (ms since the Unix epoch) at which `record` was called.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredEvent {
+    /// 1-based position of the event in its execution's history.
     pub seq: i64,
     pub timestamp_ms: i64,
     pub kind: String,
@@ -46,40 +104,220 @@ impl StoredEvent {
     }
 }
 
-/// An event on its way to the writer thread. The detail is serialized by the recording thread,
-/// so that work is spread over the engine's threads instead of piling up on the writer.
+/// An event on its way to the writer thread, already encoded as its chunk item by the
+/// recording thread, so that work is spread over the engine's threads and the writer only
+/// copies bytes.
 pub(crate) struct PendingEvent {
     pub execution: String,
-    pub kind: String,
-    pub state: Option<String>,
-    pub key: String,
-    pub detail: String,
-    pub at_ms: i64,
+    /// `[timestamp, kind, state, key, detail]` as JSON.
+    item: String,
+    /// What the event adds to its Map state's counts, if it is one of the Map events.
+    map: Option<MapCount>,
+}
+
+/// One Map event's contribution to `map_counts`.
+struct MapCount {
+    state: String,
+    /// 0 total (items), 1 started, 2 succeeded, 3 failed.
+    column: usize,
+    amount: i64,
 }
 
 impl PendingEvent {
-    pub(crate) fn new(execution: &str, event: Event, at_ms: i64) -> Self {
-        PendingEvent {
-            execution: execution.to_string(),
-            detail: event.detail.to_string(),
-            kind: event.kind,
-            state: event.state,
-            key: event.key,
-            at_ms,
+    pub(crate) fn new(execution: &str, event: &Event, at_ms: i64) -> Self {
+        Self::encode(execution, &event.kind, event.state.as_deref(), &event.key, at_ms, |out| {
+            // Writing to a Vec cannot fail.
+            let _ = serde_json::to_writer(out, &event.detail);
+        })
+        .with_map_count(&event.kind, event.state.as_deref(), || event.detail.get("length").and_then(Value::as_i64))
+    }
+
+    /// An event whose detail is the object `{name: value, ...}`, written without building it.
+    pub(crate) fn from_fields(
+        execution: &str,
+        kind: &str,
+        state: Option<&str>,
+        key: &str,
+        fields: &[(&str, &Value)],
+        at_ms: i64,
+    ) -> Self {
+        Self::encode(execution, kind, state, key, at_ms, |out| {
+            out.push(b'{');
+            for (i, (name, value)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let _ = serde_json::to_writer(&mut *out, name);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut *out, value);
+            }
+            out.push(b'}');
+        })
+        .with_map_count(kind, state, || {
+            fields.iter().find(|(name, _)| *name == "length").and_then(|(_, v)| v.as_i64())
+        })
+    }
+
+    fn encode(
+        execution: &str,
+        kind: &str,
+        state: Option<&str>,
+        key: &str,
+        at_ms: i64,
+        detail: impl FnOnce(&mut Vec<u8>),
+    ) -> Self {
+        let mut out = Vec::with_capacity(64 + kind.len() + key.len());
+        let _ = write!(out, "[{at_ms},");
+        let _ = serde_json::to_writer(&mut out, kind);
+        out.push(b',');
+        let _ = serde_json::to_writer(&mut out, &state);
+        out.push(b',');
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b',');
+        detail(&mut out);
+        out.push(b']');
+        // serde_json writes UTF-8 only.
+        let item = String::from_utf8(out).unwrap_or_default();
+        PendingEvent { execution: execution.to_string(), item, map: None }
+    }
+
+    fn with_map_count(mut self, kind: &str, state: Option<&str>, length: impl FnOnce() -> Option<i64>) -> Self {
+        let (column, amount) = match kind {
+            MAP_STATE_STARTED => (0, length().unwrap_or(0)),
+            MAP_ITERATION_STARTED => (1, 1),
+            MAP_ITERATION_SUCCEEDED => (2, 1),
+            MAP_ITERATION_FAILED => (3, 1),
+            _ => return self,
+        };
+        self.map = Some(MapCount { state: state.unwrap_or_default().to_string(), column, amount });
+        self
+    }
+
+    /// The event's (kind, key), read back from its encoding (only for a resumed execution).
+    fn kind_and_key(&self) -> Option<(String, String)> {
+        let (_, kind, _, key, _): (IgnoredAny, String, IgnoredAny, String, IgnoredAny) = serde_json::from_str(&self.item).ok()?;
+        Some((kind, key))
+    }
+}
+
+const MAP_STATE_STARTED: &str = "MapStateStarted";
+const MAP_ITERATION_STARTED: &str = "MapIterationStarted";
+const MAP_ITERATION_SUCCEEDED: &str = "MapIterationSucceeded";
+const MAP_ITERATION_FAILED: &str = "MapIterationFailed";
+
+/// What the writer knows of one execution's events since a run of it began: when the
+/// execution already had events then (a resume), the (kind, key) pairs stored, so replayed
+/// events are dropped.
+pub(crate) struct Stream {
+    stored: Option<HashSet<(String, String)>>,
+}
+
+impl Stream {
+    /// Only an execution with events already (a resumed one) pays for loading their pairs.
+    pub(crate) fn load(conn: &Connection, execution: &str) -> Result<Stream> {
+        if next_index(conn, execution)? == 0 {
+            return Ok(Stream { stored: None });
+        }
+        let mut stored = HashSet::new();
+        let mut stmt = conn.prepare_cached("SELECT events FROM event_chunks WHERE execution_id = ?1")?;
+        let mut rows = stmt.query([execution])?;
+        while let Some(row) = rows.next()? {
+            let text = chunk_text(row, 0)?;
+            let items: Vec<(IgnoredAny, String, IgnoredAny, String, IgnoredAny)> =
+                serde_json::from_str(text).map_err(|e| corrupt("event chunk", e))?;
+            stored.extend(items.into_iter().map(|(_, kind, _, key, _)| (kind, key)));
+        }
+        Ok(Stream { stored: Some(stored) })
+    }
+
+    /// Whether the execution had events when its run began, so replays must be dropped.
+    pub(crate) fn is_resumed(&self) -> bool {
+        self.stored.is_some()
+    }
+
+    /// Whether the event is new to the execution; remembers it when duplicates are possible.
+    pub(crate) fn admit(&mut self, ev: &PendingEvent) -> bool {
+        match &mut self.stored {
+            Some(stored) => ev.kind_and_key().is_none_or(|pair| stored.insert(pair)),
+            None => true,
         }
     }
 }
 
-/// Inserts one event unless its (execution, kind, key) is already there.
-pub(crate) fn insert(conn: &Connection, ev: &PendingEvent) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO events (execution_id, kind, state, key, detail, timestamp)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![ev.execution, ev.kind, ev.state, ev.key, ev.detail, ev.at_ms])
+/// Index of the execution's next event: read in the writer's transaction, which holds the
+/// write lock, so it is right even when another process recorded events of the execution.
+fn next_index(conn: &Connection, execution: &str) -> Result<i64> {
+    Ok(conn
+        // The last chunk by the (execution_id, first) index: one lookup, however many chunks.
+        .prepare_cached("SELECT first + count FROM event_chunks WHERE execution_id = ?1 ORDER BY first DESC LIMIT 1")?
+        .query_row([execution], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
-/// A Map state's iterations over a whole execution (all its runs), as counted from the events.
+/// One execution's events of the current transaction, encoded as the chunk they will become.
+pub(crate) struct ChunkBuilder {
+    events: Vec<u8>,
+    count: i64,
+    /// (state, total, started, succeeded, failed) per Map state.
+    map: Vec<(String, [i64; 4])>,
+}
+
+impl ChunkBuilder {
+    pub(crate) fn new() -> Self {
+        ChunkBuilder { events: Vec::with_capacity(4096), count: 0, map: Vec::new() }
+    }
+
+    pub(crate) fn push(&mut self, ev: &PendingEvent) {
+        self.events.push(if self.count == 0 { b'[' } else { b',' });
+        self.events.extend_from_slice(ev.item.as_bytes());
+        self.count += 1;
+        if let Some(m) = &ev.map {
+            let at = match self.map.iter().position(|(s, _)| *s == m.state) {
+                Some(at) => at,
+                None => {
+                    self.map.push((m.state.clone(), [0; 4]));
+                    self.map.len() - 1
+                }
+            };
+            self.map[at].1[m.column] += m.amount;
+        }
+    }
+
+    /// Stores the chunk after the execution's last one.
+    pub(crate) fn insert(mut self, conn: &Connection, execution: &str) -> Result<()> {
+        self.events.push(b']');
+        let text = std::str::from_utf8(&self.events).expect("serde_json writes UTF-8 and details are strings");
+        let first = next_index(conn, execution)?;
+        conn.prepare_cached("INSERT INTO event_chunks (execution_id, first, count, events) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![execution, first, self.count, text])?;
+        for (state, [total, started, succeeded, failed]) in &self.map {
+            conn.prepare_cached(
+                "INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (execution_id, state) DO UPDATE SET
+                     total = total + excluded.total, started = started + excluded.started,
+                     succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
+            )?
+            .execute(params![execution, state, total, started, succeeded, failed])?;
+        }
+        Ok(())
+    }
+}
+
+/// The text of a chunk's `events` column.
+fn chunk_text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r str> {
+    row.get_ref(column)?.as_str().map_err(|e| Error::Corrupt(format!("event chunk: {e}")))
+}
+
+/// Stores the single event of an execution that never ran (a rejected attempt).
+pub(crate) fn insert_only(conn: &Connection, ev: &PendingEvent) -> Result<()> {
+    let mut chunk = ChunkBuilder::new();
+    chunk.push(ev);
+    chunk.insert(conn, &ev.execution)
+}
+
+/// A Map state's iterations over a whole execution (all its runs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MapProgress {
@@ -91,33 +329,23 @@ pub struct MapProgress {
     pub failed: u64,
 }
 
-/// Counts each Map state's iterations in SQL, so an execution of any size (a batch of 40,000
-/// images records hundreds of thousands of events) is summed without loading its events.
+/// Each Map state's counts, kept by the writer as it stores the events, so an execution of
+/// any size is summed without reading its events.
 pub(crate) fn map_progress(conn: &Connection, execution: &str) -> Result<Vec<MapProgress>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT state, kind, count(*), coalesce(sum(json_extract(detail, '$.length')), 0) FROM events
-         WHERE execution_id = ?1 AND kind IN ('MapStateStarted', 'MapIterationStarted', 'MapIterationSucceeded', 'MapIterationFailed')
-         GROUP BY state, kind ORDER BY state",
+        "SELECT state, total, started, succeeded, failed FROM map_counts WHERE execution_id = ?1 ORDER BY state",
     )?;
-    let mut rows = stmt.query([execution])?;
-    let mut out: Vec<MapProgress> = Vec::new();
-    while let Some(row) = rows.next()? {
-        let state: String = row.get::<_, Option<String>>(0)?.unwrap_or_default();
-        let kind: String = row.get(1)?;
-        let (count, length): (i64, i64) = (row.get(2)?, row.get(3)?);
-        if out.last().is_none_or(|m| m.state != state) {
-            out.push(MapProgress { state, total: 0, started: 0, succeeded: 0, failed: 0 });
-        }
-        let m = out.last_mut().expect("pushed above");
-        let n = u64::try_from(count).unwrap_or(0);
-        match kind.as_str() {
-            "MapStateStarted" => m.total = u64::try_from(length).unwrap_or(0),
-            "MapIterationStarted" => m.started = n,
-            "MapIterationSucceeded" => m.succeeded = n,
-            _ => m.failed = n,
-        }
-    }
-    Ok(out)
+    let count = |v: i64| u64::try_from(v).unwrap_or(0);
+    let rows = stmt.query_map([execution], |r| {
+        Ok(MapProgress {
+            state: r.get(0)?,
+            total: count(r.get(1)?),
+            started: count(r.get(2)?),
+            succeeded: count(r.get(3)?),
+            failed: count(r.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Every stored event of an execution, in recording order.
@@ -127,27 +355,29 @@ pub(crate) fn list(conn: &Connection, execution: &str) -> Result<Vec<StoredEvent
 
 /// How many events an execution recorded.
 pub(crate) fn count(conn: &Connection, execution: &str) -> Result<u64> {
-    let n: i64 = conn.prepare_cached("SELECT count(*) FROM events WHERE execution_id = ?1")?.query_row([execution], |r| r.get(0))?;
-    Ok(u64::try_from(n).unwrap_or(0))
+    Ok(u64::try_from(next_index(conn, execution)?).unwrap_or(0))
 }
 
-/// `limit` events of an execution from the `offset`-th, in recording order.
+/// `limit` events of an execution from the `offset`-th (0-based), in recording order. Reads
+/// only the chunks that overlap the page.
 pub(crate) fn page(conn: &Connection, execution: &str, offset: i64, limit: i64) -> Result<Vec<StoredEvent>> {
+    let end = offset.saturating_add(limit);
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, timestamp, kind, state, key, detail FROM events WHERE execution_id = ?1 ORDER BY seq LIMIT ?3 OFFSET ?2",
+        "SELECT first, events FROM event_chunks
+         WHERE execution_id = ?1 AND first < ?3 AND first + count > ?2 ORDER BY first",
     )?;
-    let mut rows = stmt.query(params![execution, offset, limit])?;
+    let mut rows = stmt.query(params![execution, offset, end])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        let detail: String = row.get(5)?;
-        out.push(StoredEvent {
-            seq: row.get(0)?,
-            timestamp_ms: row.get(1)?,
-            kind: row.get(2)?,
-            state: row.get(3)?,
-            key: row.get(4)?,
-            detail: serde_json::from_str(&detail).map_err(|e| corrupt("event detail", e))?,
-        });
+        let first: i64 = row.get(0)?;
+        let items: Vec<(i64, String, Option<String>, String, Value)> =
+            serde_json::from_str(chunk_text(row, 1)?).map_err(|e| corrupt("event chunk", e))?;
+        for (i, (timestamp_ms, kind, state, key, detail)) in items.into_iter().enumerate() {
+            let index = first + i as i64;
+            if index >= offset && index < end {
+                out.push(StoredEvent { seq: index + 1, timestamp_ms, kind, state, key, detail });
+            }
+        }
     }
     Ok(out)
 }

@@ -141,6 +141,21 @@ pub struct NewExecution {
     pub started_at_ms: i64,
 }
 
+impl NewExecution {
+    /// A copy without the input (`null`), which may be large.
+    pub(crate) fn shallow_clone(&self) -> NewExecution {
+        NewExecution {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            workflow_name: self.workflow_name.clone(),
+            workflow_hash: self.workflow_hash.clone(),
+            definition: self.definition.clone(),
+            input: Value::Null,
+            started_at_ms: self.started_at_ms,
+        }
+    }
+}
+
 // Hand-written so the input (which may carry paths or values the user considers private) never
 // ends up in a log line through `{:?}`.
 impl fmt::Debug for NewExecution {
@@ -302,7 +317,8 @@ fn map_insert_error(id: &str, e: rusqlite::Error) -> Error {
     }
 }
 
-pub(crate) fn insert_running(conn: &Connection, new: &NewExecution, owner: ProcessIdentity, now: i64) -> Result<()> {
+/// Inserts a RUNNING execution; `input` is its input as JSON text (`new.input` is not read).
+pub(crate) fn insert_running(conn: &Connection, new: &NewExecution, input: &str, owner: ProcessIdentity, now: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO executions (id, name, workflow_name, workflow_hash, definition, input, status,
                                  started_at, owner_pid, owner_start, heartbeat_at)
@@ -314,7 +330,7 @@ pub(crate) fn insert_running(conn: &Connection, new: &NewExecution, owner: Proce
         new.workflow_name,
         new.workflow_hash,
         new.definition,
-        new.input.to_string(),
+        input,
         new.started_at_ms,
         i64::from(owner.pid),
         owner.start,

@@ -26,6 +26,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(uploads::MIGRATION).comment("cloud uploads and exports"),
     M::up(executions::MIGRATION_BY_INPUT_PATH).comment("successes by input path"),
     M::up(cloud_profiles::MIGRATION).comment("the desktop app's cloud profiles (no secrets)"),
+    M::up(events::MIGRATION_CHUNKS).comment("events stored in chunks, Map counts"),
 ];
 
 /// The schema version this build writes.

@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "cloud_profiles", "events", "executions", "exports", "file_hashes", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
+    assert_eq!(tables, ["checkpoints", "cloud_profiles", "event_chunks", "executions", "exports", "file_hashes", "map_counts", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
 }
 
 #[test]
@@ -98,6 +98,8 @@ fn events_are_idempotent_by_kind_and_key_and_ordered() {
     h.record("e1", ev("TaskStateEntered", "/0:A", json!({"n": 1})));
     h.record("e1", ev("TaskScheduled", "/0:A", json!({"n": 2})));
     h.record("e2", ev("TaskStateEntered", "/0:A", json!({"other": true})));
+    // A resumed run in the same process replays what the first one recorded.
+    h.begin("e1");
     h.record("e1", ev("TaskStateEntered", "/0:A", json!({"n": "replayed"})));
     h.record("e1", ev("TaskStateEntered", "/1:B", json!({"n": 3})));
     h.flush().unwrap();
@@ -802,4 +804,77 @@ fn map_progress_counts_every_iteration_of_each_map_state() {
     assert_eq!(h.events_page("e1", 0, 5).unwrap(), all[..5]);
     assert_eq!(h.events_page("e1", 5, 1000).unwrap(), all[5..]);
     assert!(h.events_page("e1", all.len(), 10).unwrap().is_empty());
+}
+
+#[test]
+fn events_of_the_per_event_schema_are_carried_into_chunks() {
+    let (_dir, path) = temp();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut c = raw(&path);
+    // The schema as it was before event chunks: every migration up to cloud profiles.
+    let before_chunks = crate::schema::SCHEMA_VERSION - 1;
+    crate::schema::migrations().to_version(&mut c, before_chunks).unwrap();
+    c.execute_batch(
+        "INSERT INTO executions (id, name, workflow_name, workflow_hash, definition, input, status, started_at)
+             VALUES ('old', 'n', 'w', 'h', '{}', '{}', 'SUCCEEDED', 1), ('other', 'n', 'w', 'h', '{}', '{}', 'FAILED', 1);
+         INSERT INTO events (execution_id, kind, state, key, detail, timestamp) VALUES
+             ('old', 'ExecutionStarted', NULL, '', '{\"input\":{\"a\":\"\\u00e9 \\\"q\\\"\"}}', 10),
+             ('other', 'ExecutionFailed', NULL, '', '{\"error\":\"E\"}', 11),
+             ('old', 'MapStateStarted', 'Batch', '/0:Batch#0', '{\"length\":2}', 12),
+             ('old', 'MapIterationStarted', 'Batch', '/0:Batch#0/i0', '{\"index\":0}', 13),
+             ('old', 'MapIterationFailed', 'Batch', '/0:Batch#0/i0', '{\"index\":0}', 14),
+             ('old', 'ExecutionSucceeded', NULL, '', '{\"output\":[1,2.5,null]}', 15);",
+    )
+    .unwrap();
+    drop(c);
+
+    let h = History::open(&path).unwrap();
+    let got: Vec<_> = h.events("old").unwrap().into_iter().map(|e| (e.seq, e.timestamp_ms, e.kind, e.state, e.key, e.detail)).collect();
+    let batch = || Some("Batch".to_string());
+    assert_eq!(
+        got,
+        [
+            (1, 10, "ExecutionStarted".to_string(), None, String::new(), json!({"input": {"a": "é \"q\""}})),
+            (2, 12, "MapStateStarted".into(), batch(), "/0:Batch#0".into(), json!({"length": 2})),
+            (3, 13, "MapIterationStarted".into(), batch(), "/0:Batch#0/i0".into(), json!({"index": 0})),
+            (4, 14, "MapIterationFailed".into(), batch(), "/0:Batch#0/i0".into(), json!({"index": 0})),
+            (5, 15, "ExecutionSucceeded".into(), None, String::new(), json!({"output": [1, 2.5, null]})),
+        ]
+    );
+    assert_eq!(h.event_count("other").unwrap(), 1);
+    let batch_counts = MapProgress { state: "Batch".into(), total: 2, started: 1, succeeded: 0, failed: 1 };
+    assert_eq!(h.map_progress("old").unwrap(), [batch_counts]);
+    // New events go after the carried ones.
+    h.begin("old");
+    h.record("old", ev("ExecutionSucceeded", "", json!({"replayed": true})));
+    h.record("old", ev("Extra", "/9:X", json!(1)));
+    h.flush().unwrap();
+    let all = h.events("old").unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!((all[5].seq, all[5].kind.as_str()), (6, "Extra"));
+}
+
+#[test]
+fn pages_span_chunks() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    // A flush between events closes a chunk: 7 chunks of 1 to 7 events.
+    let mut n = 0;
+    for size in 1..=7 {
+        for _ in 0..size {
+            h.record("e1", ev("TaskStateEntered", &format!("/{n}:A"), json!(n)));
+            n += 1;
+        }
+        h.flush().unwrap();
+    }
+    let all = h.events("e1").unwrap();
+    assert_eq!(all.iter().map(|e| e.detail.clone()).collect::<Vec<_>>(), (0..n).map(|i| json!(i)).collect::<Vec<_>>());
+    assert!(all.iter().enumerate().all(|(i, e)| e.seq == i as i64 + 1));
+    for offset in 0..=n {
+        for limit in [0, 1, 2, 5, 100] {
+            let end = (offset + limit).min(n);
+            assert_eq!(h.events_page("e1", offset, limit).unwrap(), all[offset..end], "offset {offset} limit {limit}");
+        }
+    }
 }

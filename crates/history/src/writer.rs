@@ -3,8 +3,9 @@
 //! Why one thread: SQLite allows one writer at a time anyway, and the engine records many small
 //! events per state transition from many threads. Funnelling them through a channel to one
 //! thread lets it batch them, up to [`MAX_BATCH`] messages per transaction, so the cost of a
-//! commit is shared; with WAL and `synchronous=NORMAL` a commit is a `write()` without `fsync`,
-//! and batching brings the per-event cost down to one prepared `INSERT`.
+//! commit is shared; with WAL and `synchronous=NORMAL` a commit is a `write()` without `fsync`.
+//! Within a transaction each execution's events go to one chunk row (module `events`), so the
+//! writer's cost per event is appending bytes the recording thread already encoded.
 //!
 //! Two kinds of messages:
 //! * events, fire-and-forget: the caller does not wait;
@@ -28,7 +29,7 @@ use std::time::Instant;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
-use crate::events::{self, PendingEvent};
+use crate::events::{ChunkBuilder, PendingEvent, Stream};
 use crate::executions;
 use crate::process::{ProcessIdentity, HEARTBEAT_INTERVAL};
 
@@ -99,6 +100,9 @@ where
 enum Msg {
     Event(PendingEvent),
     Job(Box<dyn Job>),
+    /// Drop what the writer knows of an execution's events: a run of it begins (it may be a
+    /// resume, whose replayed events must be recognised) or it finished (free the memory).
+    Forget(String),
 }
 
 /// The handle that owns the writer thread. Dropping it drains the channel, commits, and joins.
@@ -110,7 +114,13 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn spawn(conn: Connection, owner: ProcessIdentity) -> Result<Writer> {
         let (tx, rx) = mpsc::sync_channel(CHANNEL_CAPACITY);
-        let state = WriterState { conn, owner, parked: HashMap::new(), next_heartbeat: Instant::now() + HEARTBEAT_INTERVAL };
+        let state = WriterState {
+            conn,
+            owner,
+            parked: HashMap::new(),
+            streams: HashMap::new(),
+            next_heartbeat: Instant::now() + HEARTBEAT_INTERVAL,
+        };
         let thread = std::thread::Builder::new()
             .name("pixelflow-history".into())
             .spawn(move || state.run(rx))
@@ -118,14 +128,29 @@ impl Writer {
         Ok(Writer { tx: Some(tx), thread: Some(thread) })
     }
 
-    /// Queues an event; returns false only if the writer thread is gone.
-    pub(crate) fn record(&self, event: PendingEvent) -> bool {
-        let Some(tx) = &self.tx else { return false };
-        match tx.try_send(Msg::Event(event)) {
-            Ok(()) => true,
+    /// Queues an event; gives it back only if the writer thread is gone.
+    pub(crate) fn record(&self, event: PendingEvent) -> std::result::Result<(), PendingEvent> {
+        let Some(tx) = &self.tx else { return Err(event) };
+        let lost = match tx.try_send(Msg::Event(event)) {
+            Ok(()) => return Ok(()),
             // Full: wait for room (back pressure).
-            Err(TrySendError::Full(msg)) => tx.send(msg).is_ok(),
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Full(msg)) => match tx.send(msg) {
+                Ok(()) => return Ok(()),
+                Err(e) => e.0,
+            },
+            Err(TrySendError::Disconnected(msg)) => msg,
+        };
+        match lost {
+            Msg::Event(event) => Err(event),
+            _ => unreachable!("the message sent was an event"),
+        }
+    }
+
+    /// Makes the writer forget an execution's event stream (see [`Msg::Forget`]).
+    pub(crate) fn forget(&self, execution: &str) {
+        if let Some(tx) = &self.tx {
+            // Only fails when the writer thread is gone, which every durable call reports.
+            let _ = tx.send(Msg::Forget(execution.to_string()));
         }
     }
 
@@ -161,6 +186,9 @@ struct WriterState {
     owner: ProcessIdentity,
     /// Event failures not reported yet, by execution id.
     parked: HashMap<String, String>,
+    /// Each execution seen since a run of it began: for a resumed one, the (kind, key) pairs
+    /// it stored.
+    streams: HashMap<String, Stream>,
     next_heartbeat: Instant,
 }
 
@@ -207,8 +235,13 @@ impl WriterState {
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
         // Executions whose events this batch stored, to park the error if the commit fails.
         let mut stored: HashSet<String> = HashSet::new();
+        // Each execution's events not yet inserted, one chunk each. A batch holds the events of
+        // a few executions, the same one many times in a row: a short list searched from the
+        // newest beats hashing every event's execution id.
+        let mut chunks: Vec<PendingChunk> = Vec::new();
         // Disjoint borrows: the transaction holds the connection while failures are parked.
         let parked = &mut self.parked;
+        let streams = &mut self.streams;
         let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
@@ -219,6 +252,9 @@ impl WriterState {
                             parked.entry(ev.execution).or_insert_with(|| msg.clone());
                         }
                         Msg::Job(job) => jobs.push(job),
+                        Msg::Forget(execution) => {
+                            streams.remove(&execution);
+                        }
                     }
                 }
                 fail_all(parked, jobs, &msg);
@@ -227,22 +263,38 @@ impl WriterState {
         };
         for m in batch {
             match m {
-                Msg::Event(ev) => match events::insert(&tx, &ev) {
-                    Ok(_) => {
-                        if !stored.contains(&ev.execution) {
-                            stored.insert(ev.execution);
+                Msg::Event(ev) => {
+                    if let Some(pending) = chunks.iter_mut().rev().find(|p| p.execution == ev.execution) {
+                        // Only a resumed execution's stream has anything to check.
+                        if !pending.resumed || streams.get_mut(&ev.execution).is_none_or(|s| s.admit(&ev)) {
+                            pending.chunk.push(&ev);
                         }
+                        continue;
                     }
-                    Err(e) => {
-                        // A failed statement is rolled back on its own; the transaction and the
-                        // rest of the batch go on.
-                        tracing::warn!(execution = %ev.execution, kind = %ev.kind, "cannot store history event: {e}");
-                        parked
-                            .entry(ev.execution)
-                            .or_insert_with(|| format!("cannot store event {} {}: {e}", ev.kind, ev.key));
+                    let stream = match streams.get_mut(&ev.execution) {
+                        Some(stream) => stream,
+                        None => match Stream::load(&tx, &ev.execution) {
+                            Ok(stream) => streams.entry(ev.execution.clone()).or_insert(stream),
+                            Err(e) => {
+                                park(parked, &ev.execution, format!("cannot read the stored events: {e}"));
+                                continue;
+                            }
+                        },
+                    };
+                    if stream.admit(&ev) {
+                        let mut chunk = ChunkBuilder::new();
+                        chunk.push(&ev);
+                        chunks.push(PendingChunk { execution: ev.execution, resumed: stream.is_resumed(), chunk });
                     }
-                },
+                }
+                Msg::Forget(execution) => {
+                    insert_chunks(&tx, &mut chunks, parked, &mut stored);
+                    streams.remove(&execution);
+                }
                 Msg::Job(mut job) => {
+                    // The job's commit covers the events recorded before it, and a failure to
+                    // store them must reach it: insert them first.
+                    insert_chunks(&tx, &mut chunks, parked, &mut stored);
                     match tx.savepoint() {
                         Ok(mut sp) => {
                             if job.run(&sp) {
@@ -259,6 +311,7 @@ impl WriterState {
                 }
             }
         }
+        insert_chunks(&tx, &mut chunks, parked, &mut stored);
         match tx.commit() {
             Ok(()) => {
                 for mut job in jobs {
@@ -274,10 +327,45 @@ impl WriterState {
                 for execution in stored {
                     parked.entry(execution).or_insert_with(|| msg.clone());
                 }
+                // The streams remember pairs that are not stored: read them again.
+                streams.clear();
                 fail_all(parked, jobs, &msg);
             }
         }
     }
+}
+
+/// One execution's events of the transaction, not inserted yet.
+struct PendingChunk {
+    execution: String,
+    /// Whether the execution's stream checks for replayed events.
+    resumed: bool,
+    chunk: ChunkBuilder,
+}
+
+/// Inserts the pending chunks; a chunk that cannot be stored parks the error under its
+/// execution (a failed statement is rolled back on its own, the transaction goes on).
+fn insert_chunks(
+    conn: &Connection,
+    chunks: &mut Vec<PendingChunk>,
+    parked: &mut HashMap<String, String>,
+    stored: &mut HashSet<String>,
+) {
+    for PendingChunk { execution, chunk, .. } in chunks.drain(..) {
+        match chunk.insert(conn, &execution) {
+            Ok(()) => {
+                stored.insert(execution);
+            }
+            Err(e) => {
+                tracing::warn!(execution = %execution, "cannot store history events: {e}");
+                park(parked, &execution, format!("cannot store events: {e}"));
+            }
+        }
+    }
+}
+
+fn park(parked: &mut HashMap<String, String>, execution: &str, error: String) {
+    parked.entry(execution.to_string()).or_insert(error);
 }
 
 fn fail_all(parked: &mut HashMap<String, String>, jobs: Vec<Box<dyn Job>>, msg: &str) {
