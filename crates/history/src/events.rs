@@ -108,11 +108,14 @@ impl StoredEvent {
 /// recording thread, so that work is spread over the engine's threads and the writer only
 /// copies bytes.
 pub(crate) struct PendingEvent {
-    pub execution: String,
-    /// `[timestamp, kind, state, key, detail]` as JSON.
-    item: String,
-    /// What the event adds to its Map state's counts, if it is one of the Map events.
-    map: Option<MapCount>,
+    /// The execution id, then the chunk item `[timestamp, kind, state, key, detail]` as JSON:
+    /// one allocation per event (allocated on an engine thread, freed on the writer's).
+    text: String,
+    /// Where the item starts in `text`.
+    item_at: usize,
+    /// What the event adds to its Map state's counts, if it is one of the Map events (boxed:
+    /// the writer's channel holds a slot of this size per queued message).
+    map: Option<Box<MapCount>>,
 }
 
 /// One Map event's contribution to `map_counts`.
@@ -166,7 +169,9 @@ impl PendingEvent {
         at_ms: i64,
         detail: impl FnOnce(&mut Vec<u8>),
     ) -> Self {
-        let mut out = Vec::with_capacity(64 + kind.len() + key.len());
+        let mut out = Vec::with_capacity(execution.len() + 64 + kind.len() + key.len());
+        out.extend_from_slice(execution.as_bytes());
+        let item_at = out.len();
         let _ = write!(out, "[{at_ms},");
         let _ = serde_json::to_writer(&mut out, kind);
         out.push(b',');
@@ -177,8 +182,18 @@ impl PendingEvent {
         detail(&mut out);
         out.push(b']');
         // serde_json writes UTF-8 only.
-        let item = String::from_utf8(out).unwrap_or_default();
-        PendingEvent { execution: execution.to_string(), item, map: None }
+        let text = String::from_utf8(out).unwrap_or_default();
+        PendingEvent { text, item_at, map: None }
+    }
+
+    /// The id of the execution the event belongs to.
+    pub(crate) fn execution(&self) -> &str {
+        &self.text[..self.item_at]
+    }
+
+    /// The event as its chunk's item.
+    fn item(&self) -> &str {
+        &self.text[self.item_at..]
     }
 
     fn with_map_count(mut self, kind: &str, state: Option<&str>, length: impl FnOnce() -> Option<i64>) -> Self {
@@ -189,13 +204,13 @@ impl PendingEvent {
             MAP_ITERATION_FAILED => (3, 1),
             _ => return self,
         };
-        self.map = Some(MapCount { state: state.unwrap_or_default().to_string(), column, amount });
+        self.map = Some(Box::new(MapCount { state: state.unwrap_or_default().to_string(), column, amount }));
         self
     }
 
     /// The event's (kind, key), read back from its encoding (only for a resumed execution).
     fn kind_and_key(&self) -> Option<(String, String)> {
-        let (_, kind, _, key, _): (IgnoredAny, String, IgnoredAny, String, IgnoredAny) = serde_json::from_str(&self.item).ok()?;
+        let (_, kind, _, key, _): (IgnoredAny, String, IgnoredAny, String, IgnoredAny) = serde_json::from_str(self.item()).ok()?;
         Some((kind, key))
     }
 }
@@ -270,7 +285,7 @@ impl ChunkBuilder {
 
     pub(crate) fn push(&mut self, ev: &PendingEvent) {
         self.events.push(if self.count == 0 { b'[' } else { b',' });
-        self.events.extend_from_slice(ev.item.as_bytes());
+        self.events.extend_from_slice(ev.item().as_bytes());
         self.count += 1;
         if let Some(m) = &ev.map {
             let at = match self.map.iter().position(|(s, _)| *s == m.state) {
@@ -314,7 +329,7 @@ fn chunk_text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r str> 
 pub(crate) fn insert_only(conn: &Connection, ev: &PendingEvent) -> Result<()> {
     let mut chunk = ChunkBuilder::new();
     chunk.push(ev);
-    chunk.insert(conn, &ev.execution)
+    chunk.insert(conn, ev.execution())
 }
 
 /// A Map state's iterations over a whole execution (all its runs).

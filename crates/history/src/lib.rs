@@ -478,7 +478,7 @@ impl History {
         if let Err(event) = self.inner.writer.record(event) {
             // Only when the writer thread died; every later durable call fails too, so the
             // execution cannot report success with this event missing.
-            tracing::error!(execution = %event.execution, "history writer stopped; event dropped");
+            tracing::error!(execution = %event.execution(), "history writer stopped; event dropped");
         }
     }
 }
