@@ -402,6 +402,9 @@ impl Journal for BatchObserver {
     fn flush(&self) -> Result<(), JournalError> {
         self.inner.flush()
     }
+    fn commit(&self, execution: &str) -> Result<(), JournalError> {
+        self.inner.commit(execution)
+    }
 }
 
 #[cfg(test)]

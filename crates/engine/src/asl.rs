@@ -136,7 +136,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The ASL `Type` name.
     /// The kind of event recorded when a state of this type is entered.
     pub fn entered_event(&self) -> &'static str {
         match self {
@@ -165,6 +164,7 @@ impl Kind {
         }
     }
 
+    /// The ASL `Type` name.
     pub fn type_name(&self) -> &'static str {
         match self {
             Kind::Pass { .. } => "Pass",

@@ -114,8 +114,10 @@ impl Engine {
         let stop = match result {
             Ok(output) => {
                 run.event("ExecutionSucceeded", None, "", json!({ "output": output }));
-                let _ = self.journal.flush();
-                return Ok(output);
+                return match self.journal.commit(&exec.id) {
+                    Ok(()) => Ok(output),
+                    Err(e) => Err(Stop::Failed(Failure::runtime(e.to_string()))),
+                };
             }
             Err(_) if run.timed_out.load(Ordering::SeqCst) => {
                 let f = Failure::new(
@@ -131,7 +133,7 @@ impl Engine {
                 Stop::Failed(f)
             }
         };
-        if let Err(e) = self.journal.flush() {
+        if let Err(e) = self.journal.commit(&exec.id) {
             if stop != Stop::Interrupted {
                 return Err(Stop::Failed(Failure::runtime(e.to_string())));
             }

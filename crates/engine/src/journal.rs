@@ -96,6 +96,12 @@ pub trait Journal: Send + Sync {
 
     /// Makes everything recorded so far durable.
     fn flush(&self) -> Result<(), JournalError>;
+
+    /// Makes everything recorded for `execution` so far durable, and fails if an event of it
+    /// could not be stored. The interpreter calls it at the end of a run: an execution whose
+    /// history is incomplete must not be reported as succeeded. (No default: a journal that
+    /// wraps another must pass it on.)
+    fn commit(&self, execution: &str) -> Result<(), JournalError>;
 }
 
 /// A journal that keeps everything in memory. Used by tests and by `run_in_memory`.
@@ -221,6 +227,10 @@ impl Journal for MemoryJournal {
     }
 
     fn flush(&self) -> Result<(), JournalError> {
+        Ok(())
+    }
+
+    fn commit(&self, _execution: &str) -> Result<(), JournalError> {
         Ok(())
     }
 }

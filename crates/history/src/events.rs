@@ -48,8 +48,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 ";
 
-/// Event chunks and Map counts; carries the rows of the per-event table over (one chunk per
-/// execution) and drops it.
+/// Event chunks and Map counts. The rows of the per-event table are carried over, a chunk per
+/// 1,000 events of an execution (rows of executions deleted behind SQLite's back, with foreign
+/// keys off, are left out rather than failing every open). The table itself stays, empty, with
+/// a trigger that moves what is inserted into it into chunks: a process of the previous version
+/// still running when this one upgrades the file keeps recording (into `events`) instead of
+/// failing its executions, and its events show.
 pub(crate) const MIGRATION_CHUNKS: &str = "
 CREATE TABLE IF NOT EXISTS event_chunks (
     execution_id TEXT NOT NULL REFERENCES executions (id) ON DELETE CASCADE,
@@ -70,17 +74,35 @@ CREATE TABLE IF NOT EXISTS map_counts (
     PRIMARY KEY (execution_id, state)
 ) WITHOUT ROWID;
 INSERT INTO event_chunks (execution_id, first, count, events)
-    SELECT execution_id, 0, count(*),
-           json_group_array(json_array(timestamp, kind, state, key, json(detail)) ORDER BY seq)
-    FROM events GROUP BY execution_id;
+    SELECT execution_id, min(n), count(*), json_group_array(json(item) ORDER BY n)
+    FROM (SELECT execution_id, row_number() OVER (PARTITION BY execution_id ORDER BY seq) - 1 AS n,
+                 json_array(timestamp, kind, state, key, json(detail)) AS item
+          FROM events WHERE execution_id IN (SELECT id FROM executions))
+    GROUP BY execution_id, n / 1000;
 INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
     SELECT execution_id, coalesce(state, ''),
            sum(CASE kind WHEN 'MapStateStarted' THEN coalesce(json_extract(detail, '$.length'), 0) ELSE 0 END),
            sum(kind = 'MapIterationStarted'), sum(kind = 'MapIterationSucceeded'), sum(kind = 'MapIterationFailed')
     FROM events
     WHERE kind IN ('MapStateStarted', 'MapIterationStarted', 'MapIterationSucceeded', 'MapIterationFailed')
+      AND execution_id IN (SELECT id FROM executions)
     GROUP BY execution_id, coalesce(state, '');
-DROP TABLE events;
+DELETE FROM events;
+CREATE TRIGGER IF NOT EXISTS events_into_chunks AFTER INSERT ON events BEGIN
+    INSERT INTO event_chunks (execution_id, first, count, events)
+        VALUES (NEW.execution_id,
+                coalesce((SELECT first + count FROM event_chunks WHERE execution_id = NEW.execution_id
+                          ORDER BY first DESC LIMIT 1), 0),
+                1, json_array(json_array(NEW.timestamp, NEW.kind, NEW.state, NEW.key, json(NEW.detail))));
+    INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
+        SELECT NEW.execution_id, coalesce(NEW.state, ''),
+               CASE NEW.kind WHEN 'MapStateStarted' THEN coalesce(json_extract(NEW.detail, '$.length'), 0) ELSE 0 END,
+               NEW.kind = 'MapIterationStarted', NEW.kind = 'MapIterationSucceeded', NEW.kind = 'MapIterationFailed'
+        WHERE NEW.kind IN ('MapStateStarted', 'MapIterationStarted', 'MapIterationSucceeded', 'MapIterationFailed')
+        ON CONFLICT (execution_id, state) DO UPDATE SET
+            total = total + excluded.total, started = started + excluded.started,
+            succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed;
+END;
 ";
 
 /// An event as stored: the recorded [`Event`] plus its position in the execution and the time
@@ -197,13 +219,7 @@ impl PendingEvent {
     }
 
     fn with_map_count(mut self, kind: &str, state: Option<&str>, length: impl FnOnce() -> Option<i64>) -> Self {
-        let (column, amount) = match kind {
-            MAP_STATE_STARTED => (0, length().unwrap_or(0)),
-            MAP_ITERATION_STARTED => (1, 1),
-            MAP_ITERATION_SUCCEEDED => (2, 1),
-            MAP_ITERATION_FAILED => (3, 1),
-            _ => return self,
-        };
+        let Some((column, amount)) = map_column(kind, length) else { return self };
         self.map = Some(Box::new(MapCount { state: state.unwrap_or_default().to_string(), column, amount }));
         self
     }
@@ -220,18 +236,20 @@ const MAP_ITERATION_STARTED: &str = "MapIterationStarted";
 const MAP_ITERATION_SUCCEEDED: &str = "MapIterationSucceeded";
 const MAP_ITERATION_FAILED: &str = "MapIterationFailed";
 
-/// What the writer knows of one execution's events since a run of it began: when the
-/// execution already had events then (a resume), the (kind, key) pairs stored, so replayed
-/// events are dropped.
+/// What the writer knows of one execution's events since a run of it began: where it expects
+/// the next chunk to start and, when the execution already had events then (a resume), the
+/// (kind, key) pairs stored, so replayed events are dropped.
 pub(crate) struct Stream {
+    next: i64,
     stored: Option<HashSet<(String, String)>>,
 }
 
 impl Stream {
     /// Only an execution with events already (a resumed one) pays for loading their pairs.
     pub(crate) fn load(conn: &Connection, execution: &str) -> Result<Stream> {
-        if next_index(conn, execution)? == 0 {
-            return Ok(Stream { stored: None });
+        let next = next_index(conn, execution)?;
+        if next == 0 {
+            return Ok(Stream { next, stored: None });
         }
         let mut stored = HashSet::new();
         let mut stmt = conn.prepare_cached("SELECT events FROM event_chunks WHERE execution_id = ?1")?;
@@ -242,7 +260,7 @@ impl Stream {
                 serde_json::from_str(text).map_err(|e| corrupt("event chunk", e))?;
             stored.extend(items.into_iter().map(|(_, kind, _, key, _)| (kind, key)));
         }
-        Ok(Stream { stored: Some(stored) })
+        Ok(Stream { next, stored: Some(stored) })
     }
 
     /// Whether the execution had events when its run began, so replays must be dropped.
@@ -252,8 +270,12 @@ impl Stream {
 
     /// Whether the event is new to the execution; remembers it when duplicates are possible.
     pub(crate) fn admit(&mut self, ev: &PendingEvent) -> bool {
+        self.admit_pair(|| ev.kind_and_key())
+    }
+
+    fn admit_pair(&mut self, pair: impl FnOnce() -> Option<(String, String)>) -> bool {
         match &mut self.stored {
-            Some(stored) => ev.kind_and_key().is_none_or(|pair| stored.insert(pair)),
+            Some(stored) => pair().is_none_or(|pair| stored.insert(pair)),
             None => true,
         }
     }
@@ -273,50 +295,130 @@ fn next_index(conn: &Connection, execution: &str) -> Result<i64> {
 /// One execution's events of the current transaction, encoded as the chunk they will become.
 pub(crate) struct ChunkBuilder {
     events: Vec<u8>,
-    count: i64,
+    /// Where each item starts in `events`.
+    starts: Vec<usize>,
     /// (state, total, started, succeeded, failed) per Map state.
     map: Vec<(String, [i64; 4])>,
 }
 
 impl ChunkBuilder {
     pub(crate) fn new() -> Self {
-        ChunkBuilder { events: Vec::with_capacity(4096), count: 0, map: Vec::new() }
+        ChunkBuilder { events: Vec::with_capacity(4096), starts: Vec::new(), map: Vec::new() }
     }
 
     pub(crate) fn push(&mut self, ev: &PendingEvent) {
-        self.events.push(if self.count == 0 { b'[' } else { b',' });
-        self.events.extend_from_slice(ev.item().as_bytes());
-        self.count += 1;
+        self.push_item(ev.item());
         if let Some(m) = &ev.map {
-            let at = match self.map.iter().position(|(s, _)| *s == m.state) {
-                Some(at) => at,
-                None => {
-                    self.map.push((m.state.clone(), [0; 4]));
-                    self.map.len() - 1
-                }
-            };
-            self.map[at].1[m.column] += m.amount;
+            self.count_map(&m.state, m.column, m.amount);
         }
     }
 
-    /// Stores the chunk after the execution's last one.
-    pub(crate) fn insert(mut self, conn: &Connection, execution: &str) -> Result<()> {
-        self.events.push(b']');
-        let text = std::str::from_utf8(&self.events).expect("serde_json writes UTF-8 and details are strings");
-        let first = next_index(conn, execution)?;
-        conn.prepare_cached("INSERT INTO event_chunks (execution_id, first, count, events) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![execution, first, self.count, text])?;
-        for (state, [total, started, succeeded, failed]) in &self.map {
-            conn.prepare_cached(
-                "INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (execution_id, state) DO UPDATE SET
-                     total = total + excluded.total, started = started + excluded.started,
-                     succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
-            )?
-            .execute(params![execution, state, total, started, succeeded, failed])?;
+    fn push_item(&mut self, item: &str) {
+        self.events.push(if self.starts.is_empty() { b'[' } else { b',' });
+        self.starts.push(self.events.len());
+        self.events.extend_from_slice(item.as_bytes());
+    }
+
+    fn count_map(&mut self, state: &str, column: usize, amount: i64) {
+        let at = match self.map.iter().position(|(s, _)| s == state) {
+            Some(at) => at,
+            None => {
+                self.map.push((state.to_string(), [0; 4]));
+                self.map.len() - 1
+            }
+        };
+        self.map[at].1[column] += amount;
+    }
+
+    /// The items, as encoded.
+    fn items(&self) -> impl Iterator<Item = &str> {
+        let ends = self.starts.iter().skip(1).map(|s| s - 1).chain(std::iter::once(self.events.len()));
+        // Items were pushed as `&str`, so their bytes are UTF-8.
+        self.starts.iter().zip(ends).map(|(&s, e)| std::str::from_utf8(&self.events[s..e]).unwrap_or_default())
+    }
+
+    /// The chunk without the events `stream` already holds (and with their Map counts taken out).
+    fn without_stored(&self, stream: &mut Stream) -> ChunkBuilder {
+        let mut kept = ChunkBuilder::new();
+        for item in self.items() {
+            let Ok((_, kind, state, key, detail)) = serde_json::from_str::<(IgnoredAny, String, Option<String>, String, Value)>(item) else {
+                continue;
+            };
+            if !stream.admit_pair(|| Some((kind.clone(), key))) {
+                continue;
+            }
+            kept.push_item(item);
+            if let Some((column, amount)) = map_column(&kind, || detail.get("length").and_then(Value::as_i64)) {
+                kept.count_map(state.as_deref().unwrap_or_default(), column, amount);
+            }
         }
+        kept
+    }
+
+    /// Stores the chunk after the execution's last one, together with its Map counts or not at
+    /// all. When another writer added events of the execution since `stream` was read (two
+    /// processes both believing they own it), the events it holds already are dropped first.
+    pub(crate) fn insert(self, conn: &Connection, execution: &str, stream: &mut Stream) -> Result<()> {
+        let first = next_index(conn, execution)?;
+        let chunk = if first == stream.next {
+            self
+        } else {
+            *stream = Stream::load(conn, execution)?;
+            self.without_stored(stream)
+        };
+        if chunk.starts.is_empty() {
+            return Ok(());
+        }
+        let mut events = chunk.events;
+        events.push(b']');
+        let text = std::str::from_utf8(&events).expect("serde_json writes UTF-8 and details are strings");
+        let count = chunk.starts.len() as i64;
+        in_savepoint(conn, || {
+            conn.prepare_cached("INSERT INTO event_chunks (execution_id, first, count, events) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![execution, first, count, text])?;
+            for (state, [total, started, succeeded, failed]) in &chunk.map {
+                conn.prepare_cached(
+                    "INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (execution_id, state) DO UPDATE SET
+                         total = total + excluded.total, started = started + excluded.started,
+                         succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
+                )?
+                .execute(params![execution, state, total, started, succeeded, failed])?;
+            }
+            Ok(())
+        })?;
+        stream.next = first + count;
         Ok(())
+    }
+}
+
+/// Runs `f` in a savepoint of the writer's transaction: all of its statements or none.
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT event_chunk")?;
+    match f() {
+        Ok(v) => {
+            conn.execute_batch("RELEASE event_chunk")?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = conn.execute_batch("ROLLBACK TO event_chunk; RELEASE event_chunk") {
+                tracing::warn!("cannot roll back a failed event chunk: {rollback}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The `map_counts` column (0 total, 1 started, 2 succeeded, 3 failed) an event of `kind` adds
+/// to, and how much.
+fn map_column(kind: &str, length: impl FnOnce() -> Option<i64>) -> Option<(usize, i64)> {
+    match kind {
+        MAP_STATE_STARTED => Some((0, length().unwrap_or(0))),
+        MAP_ITERATION_STARTED => Some((1, 1)),
+        MAP_ITERATION_SUCCEEDED => Some((2, 1)),
+        MAP_ITERATION_FAILED => Some((3, 1)),
+        _ => None,
     }
 }
 
@@ -329,7 +431,7 @@ fn chunk_text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r str> 
 pub(crate) fn insert_only(conn: &Connection, ev: &PendingEvent) -> Result<()> {
     let mut chunk = ChunkBuilder::new();
     chunk.push(ev);
-    chunk.insert(conn, ev.execution())
+    chunk.insert(conn, ev.execution(), &mut Stream { next: 0, stored: None })
 }
 
 /// A Map state's iterations over a whole execution (all its runs).
@@ -373,8 +475,8 @@ pub(crate) fn count(conn: &Connection, execution: &str) -> Result<u64> {
     Ok(u64::try_from(next_index(conn, execution)?).unwrap_or(0))
 }
 
-/// `limit` events of an execution from the `offset`-th (0-based), in recording order. Reads
-/// only the chunks that overlap the page.
+/// `limit` events of an execution from the `offset`-th (0-based), in recording order. Decodes
+/// only the chunks that overlap the page (the index still walks the chunks before it).
 pub(crate) fn page(conn: &Connection, execution: &str, offset: i64, limit: i64) -> Result<Vec<StoredEvent>> {
     let end = offset.saturating_add(limit);
     let mut stmt = conn.prepare_cached(
@@ -385,11 +487,14 @@ pub(crate) fn page(conn: &Connection, execution: &str, offset: i64, limit: i64) 
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
         let first: i64 = row.get(0)?;
-        let items: Vec<(i64, String, Option<String>, String, Value)> =
+        // Split the chunk, and decode only the items of the page.
+        let items: Vec<&serde_json::value::RawValue> =
             serde_json::from_str(chunk_text(row, 1)?).map_err(|e| corrupt("event chunk", e))?;
-        for (i, (timestamp_ms, kind, state, key, detail)) in items.into_iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let index = first + i as i64;
             if index >= offset && index < end {
+                let (timestamp_ms, kind, state, key, detail): (i64, String, Option<String>, String, Value) =
+                    serde_json::from_str(item.get()).map_err(|e| corrupt("event", e))?;
                 out.push(StoredEvent { seq: index + 1, timestamp_ms, kind, state, key, detail });
             }
         }

@@ -18,8 +18,9 @@
 //! * **Durability**: WAL with `synchronous=NORMAL`. A committed transaction survives the
 //!   process crashing or being killed (`kill -9`): it is in the WAL file, which the OS has.
 //!   A power loss or OS crash may lose the last commits before the next WAL checkpoint, but
-//!   never corrupts the database. Events are idempotent by (execution, kind, key), so a resumed
-//!   execution that replays re-records nothing twice.
+//!   never corrupts the database. A resumed execution replays its finished prefix; the writer
+//!   drops the events of that replay it already stored (by (kind, key), loaded when the run
+//!   begins), so nothing is recorded twice.
 //! * **Events** are stored in chunks, a row per execution per writer transaction (module
 //!   `events`): the writer's cost per event is a copy, which is what lets the engine run
 //!   hundreds of thousands of transitions per second with every event durable.
@@ -379,7 +380,9 @@ impl History {
     pub fn release(&self, execution_id: &str) -> Result<bool> {
         let id = execution_id.to_string();
         let owner = self.inner.owner;
-        self.inner.writer.call(Scope::Nothing, move |c| executions::release(c, &id, owner))
+        let released = self.inner.writer.call(Scope::Nothing, move |c| executions::release(c, &id, owner));
+        self.inner.writer.forget(execution_id);
+        released
     }
 
     /// Refreshes now the heartbeat of every RUNNING execution this process owns. The writer
@@ -547,5 +550,9 @@ impl Journal for History {
 
     fn flush(&self) -> std::result::Result<(), JournalError> {
         Ok(self.inner.writer.call(Scope::All, |_| Ok(()))?)
+    }
+
+    fn commit(&self, execution: &str) -> std::result::Result<(), JournalError> {
+        Ok(self.inner.writer.call(Scope::Execution(execution.to_string()), |_| Ok(()))?)
     }
 }

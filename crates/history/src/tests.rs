@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "cloud_profiles", "event_chunks", "executions", "exports", "file_hashes", "map_counts", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
+    assert_eq!(tables, ["checkpoints", "cloud_profiles", "event_chunks", "events", "executions", "exports", "file_hashes", "map_counts", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
 }
 
 #[test]
@@ -823,9 +823,22 @@ fn events_of_the_per_event_schema_are_carried_into_chunks() {
              ('old', 'MapStateStarted', 'Batch', '/0:Batch#0', '{\"length\":2}', 12),
              ('old', 'MapIterationStarted', 'Batch', '/0:Batch#0/i0', '{\"index\":0}', 13),
              ('old', 'MapIterationFailed', 'Batch', '/0:Batch#0/i0', '{\"index\":0}', 14),
-             ('old', 'ExecutionSucceeded', NULL, '', '{\"output\":[1,2.5,null]}', 15);",
+             ('old', 'ExecutionSucceeded', NULL, '', '{\"output\":[1,2.5,null]}', 15);
+         PRAGMA foreign_keys = OFF;
+         INSERT INTO events (execution_id, kind, state, key, detail, timestamp) VALUES ('gone', 'ExecutionStarted', NULL, '', '{}', 1);",
     )
     .unwrap();
+    // An execution with more events than one chunk holds.
+    c.execute_batch("BEGIN").unwrap();
+    c.execute("INSERT INTO executions (id, name, workflow_name, workflow_hash, definition, input, status, started_at) VALUES ('long', 'n', 'w', 'h', '{}', '{}', 'SUCCEEDED', 1)", []).unwrap();
+    for i in 0..2500 {
+        c.execute(
+            "INSERT INTO events (execution_id, kind, state, key, detail, timestamp) VALUES ('long', 'PassStateEntered', 'A', ?1, ?2, ?3)",
+            rusqlite::params![format!("/{i}:A"), format!("{{\"i\":{i}}}"), i],
+        )
+        .unwrap();
+    }
+    c.execute_batch("COMMIT").unwrap();
     drop(c);
 
     let h = History::open(&path).unwrap();
@@ -842,16 +855,35 @@ fn events_of_the_per_event_schema_are_carried_into_chunks() {
         ]
     );
     assert_eq!(h.event_count("other").unwrap(), 1);
+    let long = h.events("long").unwrap();
+    assert_eq!(long.len(), 2500);
+    assert!(long.iter().enumerate().all(|(i, e)| e.seq == i as i64 + 1 && e.detail == json!({"i": i})));
+    assert_eq!(h.events_page("long", 999, 3).unwrap(), long[999..1002]);
+    let chunks: i64 = raw(&path).query_row("SELECT count(*) FROM event_chunks WHERE execution_id = 'long'", [], |r| r.get(0)).unwrap();
+    assert_eq!(chunks, 3);
     let batch_counts = MapProgress { state: "Batch".into(), total: 2, started: 1, succeeded: 0, failed: 1 };
     assert_eq!(h.map_progress("old").unwrap(), [batch_counts]);
-    // New events go after the carried ones.
+    // The rows of an execution deleted with foreign keys off are left out, not fatal.
+    assert!(h.execution("gone").unwrap().is_none());
+    // A process of the previous version, still running, records into the old table: its
+    // events go after the carried ones, and count.
+    raw(&path)
+        .execute_batch(
+            "INSERT OR IGNORE INTO events (execution_id, kind, state, key, detail, timestamp)
+                 VALUES ('old', 'MapIterationSucceeded', 'Batch', '/0:Batch#0/i1', '{\"index\":1}', 16)",
+        )
+        .unwrap();
+    assert_eq!(h.map_progress("old").unwrap()[0].succeeded, 1);
+    let late = h.events("old").unwrap().pop().unwrap();
+    assert_eq!((late.seq, late.kind.as_str(), late.detail), (6, "MapIterationSucceeded", json!({"index": 1})));
+    // New events go after those.
     h.begin("old");
     h.record("old", ev("ExecutionSucceeded", "", json!({"replayed": true})));
     h.record("old", ev("Extra", "/9:X", json!(1)));
     h.flush().unwrap();
     let all = h.events("old").unwrap();
-    assert_eq!(all.len(), 6);
-    assert_eq!((all[5].seq, all[5].kind.as_str()), (6, "Extra"));
+    assert_eq!(all.len(), 7);
+    assert_eq!((all[6].seq, all[6].kind.as_str()), (7, "Extra"));
 }
 
 #[test]
@@ -877,4 +909,54 @@ fn pages_span_chunks() {
             assert_eq!(h.events_page("e1", offset, limit).unwrap(), all[offset..end], "offset {offset} limit {limit}");
         }
     }
+}
+
+#[test]
+fn two_writers_on_one_execution_store_each_event_once() {
+    // Two processes that both believe they own an execution (an owner judged dead by its
+    // heartbeat while it slept): the second writer's stale view is caught when it inserts.
+    let (_dir, path) = temp();
+    let h1 = History::open(&path).unwrap();
+    let h2 = History::open(&path).unwrap();
+    h1.create_execution(&new_exec("e1")).unwrap();
+    h2.record("e1", ev("TaskStateEntered", "/9:Z", json!(0)));
+    h2.flush().unwrap();
+    h1.record("e1", ev("TaskStateEntered", "/0:A", json!(1)));
+    h1.flush().unwrap();
+    // h2 still believes it wrote the last chunk, and that the execution had no events before.
+    h2.record("e1", ev("TaskStateEntered", "/0:A", json!("again")));
+    h2.record("e1", ev("TaskStateEntered", "/1:B", json!(2)));
+    h2.flush().unwrap();
+    let got: Vec<_> = h1.events("e1").unwrap().into_iter().map(|e| (e.seq, e.key, e.detail)).collect();
+    assert_eq!(got, [(1, "/9:Z".into(), json!(0)), (2, "/0:A".into(), json!(1)), (3, "/1:B".into(), json!(2))]);
+}
+
+#[test]
+fn a_run_whose_events_cannot_be_stored_does_not_succeed() {
+    // No execution row: every event of the run is refused (foreign key), so the run must not
+    // report success with an empty history.
+    let (_dir, path) = temp();
+    let h = Arc::new(History::open(&path).unwrap());
+    let steps = pixelflow_engine::StepRegistry::new();
+    let machine = pixelflow_engine::asl::parse_str(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#, &steps).unwrap();
+    let engine = pixelflow_engine::Engine::new(steps, h.clone(), Arc::new(pixelflow_engine::SystemClock));
+    let exec = pixelflow_engine::Execution { id: "ghost".into(), name: "ghost".into(), state_machine_name: "m".into(), input: json!({}), start_ms: 0 };
+    match engine.run(&machine, &exec, &CancelToken::new()) {
+        Err(pixelflow_engine::Stop::Failed(f)) => assert!(f.cause.contains("ghost") || f.cause.contains("FOREIGN KEY"), "{f:?}"),
+        other => panic!("expected a failed run, got {other:?}"),
+    }
+}
+
+#[test]
+fn recording_after_the_writer_died_fails_instead_of_blocking() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    let died = h.inner.writer.call(writer::Scope::Nothing, |_| -> Result<()> { panic!("a bug in a job") });
+    assert!(died.is_err());
+    // More than the backlog holds: each is refused (and logged) at once.
+    for i in 0..70_000 {
+        h.record("e1", ev("TaskStateEntered", &format!("/{i}:A"), json!(i)));
+    }
+    assert!(h.flush().is_err());
 }

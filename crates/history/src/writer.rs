@@ -51,6 +51,8 @@ const BACKLOG_LIMIT: usize = 64 * 1024;
 #[derive(Default)]
 struct Backlog {
     queued: AtomicUsize,
+    /// The writer thread ended (dropped, or died in a panic): nobody will make room.
+    closed: std::sync::atomic::AtomicBool,
     lock: Mutex<()>,
     room: Condvar,
 }
@@ -62,10 +64,22 @@ impl Backlog {
             return;
         }
         let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        while self.queued.load(Ordering::Acquire) > BACKLOG_LIMIT {
+        while self.queued.load(Ordering::Acquire) > BACKLOG_LIMIT && !self.closed.load(Ordering::Acquire) {
             // The timeout only guards against a missed wake-up; `release` notifies.
             guard = self.room.wait_timeout(guard, Duration::from_millis(10)).unwrap_or_else(|e| e.into_inner()).0;
         }
+    }
+
+    /// An event counted by [`Backlog::reserve`] was not sent after all.
+    fn unreserve(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The writer is gone: wakes whoever waits for room, and nobody waits again.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.room.notify_all();
     }
 
     /// The writer took `n` events off the queue.
@@ -173,12 +187,11 @@ impl Writer {
     pub(crate) fn record(&self, event: PendingEvent) -> std::result::Result<(), PendingEvent> {
         let Some(tx) = &self.tx else { return Err(event) };
         self.backlog.reserve();
-        match tx.send(Msg::Event(event)) {
-            Ok(()) => Ok(()),
-            Err(e) => match e.0 {
-                Msg::Event(event) => Err(event),
-                _ => unreachable!("the message sent was an event"),
-            },
+        let Err(unsent) = tx.send(Msg::Event(event)) else { return Ok(()) };
+        self.backlog.unreserve();
+        match unsent.0 {
+            Msg::Event(event) => Err(event),
+            _ => unreachable!("the message sent was an event"),
         }
     }
 
@@ -230,6 +243,14 @@ struct WriterState {
 
 impl WriterState {
     fn run(mut self, rx: Receiver<Msg>, backlog: &Backlog) {
+        /// Closes the backlog however the thread ends, a panic included.
+        struct CloseOnExit<'a>(&'a Backlog);
+        impl Drop for CloseOnExit<'_> {
+            fn drop(&mut self) {
+                self.0.close();
+            }
+        }
+        let _close = CloseOnExit(backlog);
         loop {
             let wait = self.next_heartbeat.saturating_duration_since(Instant::now());
             let first = match rx.recv_timeout(wait) {
@@ -298,7 +319,8 @@ impl WriterState {
                 return;
             }
         };
-        for m in batch {
+        let mut batch = batch.into_iter();
+        while let Some(m) = batch.next() {
             match m {
                 Msg::Event(ev) => {
                     if let Some(pending) = chunks.iter_mut().rev().find(|p| p.execution == ev.execution()) {
@@ -325,13 +347,13 @@ impl WriterState {
                     }
                 }
                 Msg::Forget(execution) => {
-                    insert_chunks(&tx, &mut chunks, parked, &mut stored);
+                    insert_chunks(&tx, &mut chunks, streams, parked, &mut stored);
                     streams.remove(&execution);
                 }
                 Msg::Job(mut job) => {
                     // The job's commit covers the events recorded before it, and a failure to
                     // store them must reach it: insert them first.
-                    insert_chunks(&tx, &mut chunks, parked, &mut stored);
+                    insert_chunks(&tx, &mut chunks, streams, parked, &mut stored);
                     match tx.savepoint() {
                         Ok(mut sp) => {
                             if job.run(&sp) {
@@ -347,8 +369,18 @@ impl WriterState {
                     jobs.push(job);
                 }
             }
+            if tx.is_autocommit() {
+                // A failed statement (disk full, I/O error) made SQLite roll the whole
+                // transaction back: nothing of the batch is stored, and statements after it
+                // would each commit alone. Fail the batch instead.
+                let rest: Vec<Msg> = batch.by_ref().collect();
+                return abandon(parked, streams, stored, jobs, rest);
+            }
         }
-        insert_chunks(&tx, &mut chunks, parked, &mut stored);
+        insert_chunks(&tx, &mut chunks, streams, parked, &mut stored);
+        if tx.is_autocommit() {
+            return abandon(parked, streams, stored, jobs, Vec::new());
+        }
         match tx.commit() {
             Ok(()) => {
                 for mut job in jobs {
@@ -372,6 +404,31 @@ impl WriterState {
     }
 }
 
+/// Fails a batch whose transaction SQLite rolled back: its stored events are lost (parked
+/// under their executions), its jobs fail, and the messages not yet applied fail with them.
+fn abandon(
+    parked: &mut HashMap<String, String>,
+    streams: &mut HashMap<String, Stream>,
+    stored: HashSet<String>,
+    mut jobs: Vec<Box<dyn Job>>,
+    rest: Vec<Msg>,
+) {
+    let msg = "SQLite rolled the transaction back after a failed write".to_string();
+    tracing::error!("history: {msg}");
+    for execution in stored {
+        park(parked, &execution, msg.clone());
+    }
+    for m in rest {
+        match m {
+            Msg::Event(ev) => park(parked, ev.execution(), msg.clone()),
+            Msg::Job(job) => jobs.push(job),
+            Msg::Forget(_) => {}
+        }
+    }
+    streams.clear();
+    fail_all(parked, jobs, &msg);
+}
+
 /// One execution's events of the transaction, not inserted yet.
 struct PendingChunk {
     execution: String,
@@ -385,11 +442,17 @@ struct PendingChunk {
 fn insert_chunks(
     conn: &Connection,
     chunks: &mut Vec<PendingChunk>,
+    streams: &mut HashMap<String, Stream>,
     parked: &mut HashMap<String, String>,
     stored: &mut HashSet<String>,
 ) {
     for PendingChunk { execution, chunk, .. } in chunks.drain(..) {
-        match chunk.insert(conn, &execution) {
+        let Some(stream) = streams.get_mut(&execution) else {
+            // Every pending chunk's stream was loaded first; forgotten only after inserting.
+            tracing::error!(execution = %execution, "history events without a stream were dropped");
+            continue;
+        };
+        match chunk.insert(conn, &execution, stream) {
             Ok(()) => {
                 stored.insert(execution);
             }
