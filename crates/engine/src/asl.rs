@@ -136,46 +136,34 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The kind of event recorded when a state of this type is entered.
-    pub fn entered_event(&self) -> &'static str {
+    /// The ASL `Type` name, and the kinds of the events recorded when a state of this type is
+    /// entered and left.
+    fn names(&self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Kind::Pass { .. } => "PassStateEntered",
-            Kind::Task(_) => "TaskStateEntered",
-            Kind::Choice { .. } => "ChoiceStateEntered",
-            Kind::Wait(_) => "WaitStateEntered",
-            Kind::Succeed => "SucceedStateEntered",
-            Kind::Fail { .. } => "FailStateEntered",
-            Kind::Parallel { .. } => "ParallelStateEntered",
-            Kind::Map(_) => "MapStateEntered",
-        }
-    }
-
-    /// The kind of event recorded when a state of this type is left.
-    pub fn exited_event(&self) -> &'static str {
-        match self {
-            Kind::Pass { .. } => "PassStateExited",
-            Kind::Task(_) => "TaskStateExited",
-            Kind::Choice { .. } => "ChoiceStateExited",
-            Kind::Wait(_) => "WaitStateExited",
-            Kind::Succeed => "SucceedStateExited",
-            Kind::Fail { .. } => "FailStateExited",
-            Kind::Parallel { .. } => "ParallelStateExited",
-            Kind::Map(_) => "MapStateExited",
+            Kind::Pass { .. } => ("Pass", "PassStateEntered", "PassStateExited"),
+            Kind::Task(_) => ("Task", "TaskStateEntered", "TaskStateExited"),
+            Kind::Choice { .. } => ("Choice", "ChoiceStateEntered", "ChoiceStateExited"),
+            Kind::Wait(_) => ("Wait", "WaitStateEntered", "WaitStateExited"),
+            Kind::Succeed => ("Succeed", "SucceedStateEntered", "SucceedStateExited"),
+            Kind::Fail { .. } => ("Fail", "FailStateEntered", "FailStateExited"),
+            Kind::Parallel { .. } => ("Parallel", "ParallelStateEntered", "ParallelStateExited"),
+            Kind::Map(_) => ("Map", "MapStateEntered", "MapStateExited"),
         }
     }
 
     /// The ASL `Type` name.
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Kind::Pass { .. } => "Pass",
-            Kind::Task(_) => "Task",
-            Kind::Choice { .. } => "Choice",
-            Kind::Wait(_) => "Wait",
-            Kind::Succeed => "Succeed",
-            Kind::Fail { .. } => "Fail",
-            Kind::Parallel { .. } => "Parallel",
-            Kind::Map(_) => "Map",
-        }
+        self.names().0
+    }
+
+    /// The kind of event recorded when a state of this type is entered.
+    pub fn entered_event(&self) -> &'static str {
+        self.names().1
+    }
+
+    /// The kind of event recorded when a state of this type is left.
+    pub fn exited_event(&self) -> &'static str {
+        self.names().2
     }
 }
 
