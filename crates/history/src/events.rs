@@ -11,13 +11,13 @@
 //!
 //! * **Order and numbering**: a chunk's `first` is the index of its first event within the
 //!   execution, chunks are contiguous, and an event's `seq` is its 1-based position in its
-//!   execution. Pages are read by chunk range, so the cost of a page does not grow with the
-//!   execution.
+//!   execution. A page decodes only the chunks it overlaps.
 //! * **Idempotence**: an event with the same (kind, key) as one already stored for the
 //!   execution is dropped, so a resumed execution that replays its finished prefix stores
 //!   nothing twice. The writer enforces it with the set of stored (kind, key) pairs, which it
 //!   loads only for an execution that already has events when a run of it begins (a resume):
-//!   a fresh run never repeats a key by construction.
+//!   a fresh run never repeats a key by construction. A writer that finds events it did not
+//!   expect (another process appended some) reloads the pairs before inserting.
 //! * **Map counts**: the writer also keeps `map_counts`, each Map state's iteration counts,
 //!   so the app shows the progress of a huge batch without reading its events.
 
@@ -33,7 +33,7 @@ use serde_json::Value;
 use crate::error::{corrupt, Error, Result};
 
 /// The first history schema: a row per event. Kept as released; [`MIGRATION_CHUNKS`] moves
-/// its rows into chunks and drops it.
+/// its rows into chunks and leaves it empty, with a trigger for older processes.
 pub(crate) const MIGRATION: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
