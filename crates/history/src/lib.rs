@@ -257,15 +257,10 @@ impl History {
     ///
     /// Records no event: the interpreter records the terminal event itself.
     pub fn finish_execution(&self, id: &str, outcome: &Outcome) -> Result<()> {
-        let id = id.to_string();
-        let outcome = outcome.clone();
-        let result =
-            self.inner.writer.call(Scope::Execution(id.clone()), {
-                let id = id.clone();
-                move |c| executions::finish(c, &id, &outcome, now_ms())
-            });
-        self.inner.writer.forget(&id);
-        result
+        let (owned, outcome) = (id.to_string(), outcome.clone());
+        let finished = self.inner.writer.call(Scope::Execution(id.to_string()), move |c| executions::finish(c, &owned, &outcome, now_ms()));
+        self.inner.writer.forget(id);
+        finished
     }
 
     /// Records an attempt rejected before it ran (invalid definition or input): one row, status

@@ -22,12 +22,11 @@
 //! the next job that covers that execution (`save_checkpoint`, `finish_execution`, `flush`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -52,7 +51,7 @@ const BACKLOG_LIMIT: usize = 64 * 1024;
 struct Backlog {
     queued: AtomicUsize,
     /// The writer thread ended (dropped, or died in a panic): nobody will make room.
-    closed: std::sync::atomic::AtomicBool,
+    closed: AtomicBool,
     lock: Mutex<()>,
     room: Condvar,
 }
@@ -302,22 +301,7 @@ impl WriterState {
         let streams = &mut self.streams;
         let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
-            Err(e) => {
-                let msg = format!("cannot begin a transaction: {e}");
-                for m in batch {
-                    match m {
-                        Msg::Event(ev) => {
-                            parked.entry(ev.execution().to_string()).or_insert_with(|| msg.clone());
-                        }
-                        Msg::Job(job) => jobs.push(job),
-                        Msg::Forget(execution) => {
-                            streams.remove(&execution);
-                        }
-                    }
-                }
-                fail_all(parked, jobs, &msg);
-                return;
-            }
+            Err(e) => return abandon(parked, streams, stored, jobs, batch, &format!("cannot begin a transaction: {e}")),
         };
         let mut batch = batch.into_iter();
         while let Some(m) = batch.next() {
@@ -373,13 +357,12 @@ impl WriterState {
                 // A failed statement (disk full, I/O error) made SQLite roll the whole
                 // transaction back: nothing of the batch is stored, and statements after it
                 // would each commit alone. Fail the batch instead.
-                let rest: Vec<Msg> = batch.by_ref().collect();
-                return abandon(parked, streams, stored, jobs, rest);
+                return abandon(parked, streams, stored, jobs, batch.collect(), ROLLED_BACK);
             }
         }
         insert_chunks(&tx, &mut chunks, streams, parked, &mut stored);
         if tx.is_autocommit() {
-            return abandon(parked, streams, stored, jobs, Vec::new());
+            return abandon(parked, streams, stored, jobs, Vec::new(), ROLLED_BACK);
         }
         match tx.commit() {
             Ok(()) => {
@@ -390,43 +373,40 @@ impl WriterState {
                     job.reply();
                 }
             }
-            Err(e) => {
-                let msg = format!("cannot commit: {e}");
-                tracing::error!("history {msg}");
-                for execution in stored {
-                    parked.entry(execution).or_insert_with(|| msg.clone());
-                }
-                // The streams remember pairs that are not stored: read them again.
-                streams.clear();
-                fail_all(parked, jobs, &msg);
-            }
+            Err(e) => abandon(parked, streams, stored, jobs, Vec::new(), &format!("cannot commit: {e}")),
         }
     }
 }
 
-/// Fails a batch whose transaction SQLite rolled back: its stored events are lost (parked
-/// under their executions), its jobs fail, and the messages not yet applied fail with them.
+/// Why a batch failed when SQLite rolled its transaction back by itself.
+const ROLLED_BACK: &str = "SQLite rolled the transaction back after a failed write";
+
+/// Fails a batch whose transaction did not commit (could not begin, was rolled back, or failed
+/// to commit): the events it stored are lost (parked under their executions), its jobs fail,
+/// and the messages not applied yet fail with them.
 fn abandon(
     parked: &mut HashMap<String, String>,
     streams: &mut HashMap<String, Stream>,
     stored: HashSet<String>,
     mut jobs: Vec<Box<dyn Job>>,
     rest: Vec<Msg>,
+    msg: &str,
 ) {
-    let msg = "SQLite rolled the transaction back after a failed write".to_string();
     tracing::error!("history: {msg}");
     for execution in stored {
-        park(parked, &execution, msg.clone());
+        park(parked, &execution, msg.to_string());
     }
     for m in rest {
         match m {
-            Msg::Event(ev) => park(parked, ev.execution(), msg.clone()),
+            Msg::Event(ev) => park(parked, ev.execution(), msg.to_string()),
             Msg::Job(job) => jobs.push(job),
+            // Every stream is cleared below.
             Msg::Forget(_) => {}
         }
     }
+    // The streams may remember pairs that are not stored: read them again.
     streams.clear();
-    fail_all(parked, jobs, &msg);
+    fail_all(parked, jobs, msg);
 }
 
 /// One execution's events of the transaction, not inserted yet.
