@@ -22,7 +22,6 @@
 //!   so the app shows the progress of a huge batch without reading its events.
 
 use std::collections::HashSet;
-use std::io::Write as _;
 
 use pixelflow_engine::Event;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -126,108 +125,56 @@ impl StoredEvent {
     }
 }
 
-/// An event on its way to the writer thread, already encoded as its chunk item by the
-/// recording thread, so that work is spread over the engine's threads and the writer only
-/// copies bytes.
-pub(crate) struct PendingEvent {
-    /// The execution id, then the chunk item `[timestamp, kind, state, key, detail]` as JSON:
-    /// one allocation per event (allocated on an engine thread, freed on the writer's).
-    text: String,
-    /// Where the item starts in `text`.
-    item_at: usize,
-    /// What the event adds to its Map state's counts, if it is one of the Map events (boxed:
-    /// the writer's channel holds a slot of this size per queued message).
-    map: Option<Box<MapCount>>,
+/// Writes an event as its chunk item, `[timestamp, kind, state, key, detail]`, on the recording
+/// thread: that work is spread over the engine's threads, and the writer only copies bytes.
+pub(crate) fn encode_event(out: &mut Vec<u8>, event: &Event, at_ms: i64) {
+    encode_item(out, &event.kind, event.state.as_deref(), &event.key, at_ms, |out| {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(out, &event.detail);
+    });
 }
 
-/// One Map event's contribution to `map_counts`.
-struct MapCount {
-    state: String,
-    /// 0 total (items), 1 started, 2 succeeded, 3 failed.
-    column: usize,
-    amount: i64,
-}
-
-impl PendingEvent {
-    pub(crate) fn new(execution: &str, event: &Event, at_ms: i64) -> Self {
-        Self::encode(execution, &event.kind, event.state.as_deref(), &event.key, at_ms, |out| {
-            // Writing to a Vec cannot fail.
-            let _ = serde_json::to_writer(out, &event.detail);
-        })
-        .with_map_count(&event.kind, event.state.as_deref(), || event.detail.get("length").and_then(Value::as_i64))
-    }
-
-    /// An event whose detail is the object `{name: value, ...}`, written without building it.
-    pub(crate) fn from_fields(
-        execution: &str,
-        kind: &str,
-        state: Option<&str>,
-        key: &str,
-        fields: &[(&str, &Value)],
-        at_ms: i64,
-    ) -> Self {
-        Self::encode(execution, kind, state, key, at_ms, |out| {
-            out.push(b'{');
-            for (i, (name, value)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let _ = serde_json::to_writer(&mut *out, name);
-                out.push(b':');
-                let _ = serde_json::to_writer(&mut *out, value);
+/// The same for an event whose detail is the object `{name: value, ...}`, written without
+/// building it.
+pub(crate) fn encode_fields(out: &mut Vec<u8>, kind: &str, state: Option<&str>, key: &str, fields: &[(&str, &Value)], at_ms: i64) {
+    encode_item(out, kind, state, key, at_ms, |out| {
+        out.push(b'{');
+        for (i, (name, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
             }
-            out.push(b'}');
-        })
-        .with_map_count(kind, state, || {
-            fields.iter().find(|(name, _)| *name == "length").and_then(|(_, v)| v.as_i64())
-        })
-    }
+            let _ = serde_json::to_writer(&mut *out, name);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+        out.push(b'}');
+    });
+}
 
-    fn encode(
-        execution: &str,
-        kind: &str,
-        state: Option<&str>,
-        key: &str,
-        at_ms: i64,
-        detail: impl FnOnce(&mut Vec<u8>),
-    ) -> Self {
-        let mut out = Vec::with_capacity(execution.len() + 64 + kind.len() + key.len());
-        out.extend_from_slice(execution.as_bytes());
-        let item_at = out.len();
-        let _ = write!(out, "[{at_ms},");
-        let _ = serde_json::to_writer(&mut out, kind);
-        out.push(b',');
-        let _ = serde_json::to_writer(&mut out, &state);
-        out.push(b',');
-        let _ = serde_json::to_writer(&mut out, key);
-        out.push(b',');
-        detail(&mut out);
-        out.push(b']');
-        // serde_json writes UTF-8 only.
-        let text = String::from_utf8(out).unwrap_or_default();
-        PendingEvent { text, item_at, map: None }
-    }
+fn encode_item(out: &mut Vec<u8>, kind: &str, state: Option<&str>, key: &str, at_ms: i64, detail: impl FnOnce(&mut Vec<u8>)) {
+    out.push(b'[');
+    out.extend_from_slice(itoa::Buffer::new().format(at_ms).as_bytes());
+    out.push(b',');
+    let _ = serde_json::to_writer(&mut *out, kind);
+    out.push(b',');
+    let _ = serde_json::to_writer(&mut *out, &state);
+    out.push(b',');
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b',');
+    detail(out);
+    out.push(b']');
+}
 
-    /// The id of the execution the event belongs to.
-    pub(crate) fn execution(&self) -> &str {
-        &self.text[..self.item_at]
-    }
-
-    /// The event as its chunk's item.
-    fn item(&self) -> &str {
-        &self.text[self.item_at..]
-    }
-
-    fn with_map_count(mut self, kind: &str, state: Option<&str>, length: impl FnOnce() -> Option<i64>) -> Self {
-        let Some((column, amount)) = map_column(kind, length) else { return self };
-        self.map = Some(Box::new(MapCount { state: state.unwrap_or_default().to_string(), column, amount }));
-        self
-    }
-
-    /// The event's (kind, key), read back from its encoding (only for a resumed execution).
-    fn kind_and_key(&self) -> Option<(String, String)> {
-        let (_, kind, _, key, _): (IgnoredAny, String, IgnoredAny, String, IgnoredAny) = serde_json::from_str(self.item()).ok()?;
-        Some((kind, key))
+/// What an event adds to its Map state's counts, if it is one of the Map events: the
+/// `map_counts` column (0 total, 1 started, 2 succeeded, 3 failed) and the amount. `length`
+/// reads the `length` field of the detail (items of a `MapStateStarted`).
+pub(crate) fn map_count(kind: &str, length: impl FnOnce() -> Option<i64>) -> Option<(usize, i64)> {
+    match kind {
+        MAP_STATE_STARTED => Some((0, length().unwrap_or(0))),
+        MAP_ITERATION_STARTED => Some((1, 1)),
+        MAP_ITERATION_SUCCEEDED => Some((2, 1)),
+        MAP_ITERATION_FAILED => Some((3, 1)),
+        _ => None,
     }
 }
 
@@ -268,11 +215,6 @@ impl Stream {
         self.stored.is_some()
     }
 
-    /// Whether the event is new to the execution; remembers it when duplicates are possible.
-    pub(crate) fn admit(&mut self, ev: &PendingEvent) -> bool {
-        self.admit_pair(|| ev.kind_and_key())
-    }
-
     fn admit_pair(&mut self, pair: impl FnOnce() -> Option<(String, String)>) -> bool {
         match &mut self.stored {
             Some(stored) => pair().is_none_or(|pair| stored.insert(pair)),
@@ -303,23 +245,31 @@ pub(crate) struct ChunkBuilder {
 
 impl ChunkBuilder {
     pub(crate) fn new() -> Self {
-        ChunkBuilder { events: Vec::with_capacity(4096), starts: Vec::new(), map: Vec::new() }
+        ChunkBuilder { events: Vec::new(), starts: Vec::new(), map: Vec::new() }
     }
 
-    pub(crate) fn push(&mut self, ev: &PendingEvent) {
-        self.push_item(ev.item());
-        if let Some(m) = &ev.map {
-            self.count_map(&m.state, m.column, m.amount);
+    /// Events in the chunk.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Appends one item, as written by [`encode_event`] or [`encode_fields`] (UTF-8 JSON).
+    pub(crate) fn push_item(&mut self, item: &[u8]) {
+        if self.events.capacity() == 0 {
+            self.events.reserve(16 * 1024);
         }
-    }
-
-    fn push_item(&mut self, item: &str) {
         self.events.push(if self.starts.is_empty() { b'[' } else { b',' });
         self.starts.push(self.events.len());
-        self.events.extend_from_slice(item.as_bytes());
+        self.events.extend_from_slice(item);
     }
 
-    fn count_map(&mut self, state: &str, column: usize, amount: i64) {
+    /// Adds to a Map state's counts (see [`map_count`]).
+    pub(crate) fn count_map(&mut self, state: &str, column: usize, amount: i64) {
         let at = match self.map.iter().position(|(s, _)| s == state) {
             Some(at) => at,
             None => {
@@ -347,8 +297,8 @@ impl ChunkBuilder {
             if !stream.admit_pair(|| Some((kind.clone(), key))) {
                 continue;
             }
-            kept.push_item(item);
-            if let Some((column, amount)) = map_column(&kind, || detail.get("length").and_then(Value::as_i64)) {
+            kept.push_item(item.as_bytes());
+            if let Some((column, amount)) = map_count(&kind, || detail.get("length").and_then(Value::as_i64)) {
                 kept.count_map(state.as_deref().unwrap_or_default(), column, amount);
             }
         }
@@ -360,12 +310,11 @@ impl ChunkBuilder {
     /// processes both believing they own it), the events it holds already are dropped first.
     pub(crate) fn insert(self, conn: &Connection, execution: &str, stream: &mut Stream) -> Result<()> {
         let first = next_index(conn, execution)?;
-        let chunk = if first == stream.next {
-            self
-        } else {
+        if first != stream.next {
             *stream = Stream::load(conn, execution)?;
-            self.without_stored(stream)
-        };
+        }
+        // Only a resumed execution's stream has anything to check.
+        let chunk = if stream.is_resumed() { self.without_stored(stream) } else { self };
         if chunk.starts.is_empty() {
             return Ok(());
         }
@@ -410,28 +359,18 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T
     }
 }
 
-/// The `map_counts` column (0 total, 1 started, 2 succeeded, 3 failed) an event of `kind` adds
-/// to, and how much.
-fn map_column(kind: &str, length: impl FnOnce() -> Option<i64>) -> Option<(usize, i64)> {
-    match kind {
-        MAP_STATE_STARTED => Some((0, length().unwrap_or(0))),
-        MAP_ITERATION_STARTED => Some((1, 1)),
-        MAP_ITERATION_SUCCEEDED => Some((2, 1)),
-        MAP_ITERATION_FAILED => Some((3, 1)),
-        _ => None,
-    }
-}
-
 /// The text of a chunk's `events` column.
 fn chunk_text<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r str> {
     row.get_ref(column)?.as_str().map_err(|e| Error::Corrupt(format!("event chunk: {e}")))
 }
 
 /// Stores the single event of an execution that never ran (a rejected attempt).
-pub(crate) fn insert_only(conn: &Connection, ev: &PendingEvent) -> Result<()> {
+pub(crate) fn insert_only(conn: &Connection, execution: &str, event: &Event, at_ms: i64) -> Result<()> {
+    let mut item = Vec::new();
+    encode_event(&mut item, event, at_ms);
     let mut chunk = ChunkBuilder::new();
-    chunk.push(ev);
-    chunk.insert(conn, ev.execution(), &mut Stream { next: 0, stored: None })
+    chunk.push_item(&item);
+    chunk.insert(conn, execution, &mut Stream { next: 0, stored: None })
 }
 
 /// A Map state's iterations over a whole execution (all its runs).

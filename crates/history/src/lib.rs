@@ -51,6 +51,7 @@ mod cloud_profiles;
 mod error;
 mod events;
 mod executions;
+mod outbox;
 pub mod process;
 mod results;
 mod schema;
@@ -275,7 +276,7 @@ impl History {
             let failure = Failure::new(VALIDATION_ERROR, diagnostics);
             let detail = serde_json::to_value(&failure).unwrap_or(Value::Null);
             let event = Event { kind: EXECUTION_FAILED.into(), state: None, key: String::new(), detail };
-            events::insert_only(c, &events::PendingEvent::new(&new.id, &event, now.max(new.started_at_ms)))
+            events::insert_only(c, &new.id, &event, now.max(new.started_at_ms))
         })
     }
 
@@ -471,27 +472,42 @@ impl History {
     }
 }
 
+thread_local! {
+    /// Where a recording thread encodes an event before appending it to the outbox: one
+    /// buffer per thread, reused, instead of an allocation per event.
+    static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl History {
-    fn send_event(&self, event: events::PendingEvent) {
-        if let Err(event) = self.inner.writer.record(event) {
+    /// Encodes an event with `encode` and hands it to the writer.
+    fn send_event(&self, execution: &str, kind: &str, state: Option<&str>, length: impl FnOnce() -> Option<i64>, encode: impl FnOnce(&mut Vec<u8>)) {
+        let map = events::map_count(kind, length).map(|(column, amount)| (state.unwrap_or_default(), column, amount));
+        let sent = ENCODED.with_borrow_mut(|item| {
+            item.clear();
+            encode(item);
+            self.inner.writer.record(execution, item, map)
+        });
+        if sent.is_err() {
             // Only when the writer thread died; every later durable call fails too, so the
             // execution cannot report success with this event missing.
-            tracing::error!(execution = %event.execution(), "history writer stopped; event dropped");
+            tracing::error!(execution = %execution, "history writer stopped; event dropped");
         }
     }
 }
 
 impl Journal for History {
     fn begin(&self, execution: &str) {
-        self.inner.writer.forget(execution);
+        self.inner.writer.begin(execution);
     }
 
     fn record(&self, execution: &str, event: Event) {
-        self.send_event(events::PendingEvent::new(execution, &event, now_ms()));
+        let length = || event.detail.get("length").and_then(Value::as_i64);
+        self.send_event(execution, &event.kind, event.state.as_deref(), length, |out| events::encode_event(out, &event, now_ms()));
     }
 
     fn record_fields(&self, execution: &str, kind: &str, state: Option<&str>, key: &str, fields: &[(&str, &Value)]) {
-        self.send_event(events::PendingEvent::from_fields(execution, kind, state, key, fields, now_ms()));
+        let length = || fields.iter().find(|(name, _)| *name == "length").and_then(|(_, v)| v.as_i64());
+        self.send_event(execution, kind, state, length, |out| events::encode_fields(out, kind, state, key, fields, now_ms()));
     }
 
     fn checkpoint(&self, execution: &str, key: &str) -> std::result::Result<Option<Checkpoint>, JournalError> {

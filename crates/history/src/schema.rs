@@ -27,6 +27,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(executions::MIGRATION_BY_INPUT_PATH).comment("successes by input path"),
     M::up(cloud_profiles::MIGRATION).comment("the desktop app's cloud profiles (no secrets)"),
     M::up(events::MIGRATION_CHUNKS).comment("events stored in chunks, Map counts"),
+    M::up(executions::MIGRATION_DEFINITIONS).comment("definitions stored once per distinct text"),
 ];
 
 /// The schema version this build writes.

@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "cloud_profiles", "event_chunks", "events", "executions", "exports", "file_hashes", "map_counts", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
+    assert_eq!(tables, ["checkpoints", "cloud_profiles", "definitions", "event_chunks", "events", "executions", "exports", "file_hashes", "map_counts", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
 }
 
 #[test]
@@ -811,8 +811,8 @@ fn events_of_the_per_event_schema_are_carried_into_chunks() {
     let (_dir, path) = temp();
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut c = raw(&path);
-    // The schema as it was before event chunks: every migration up to cloud profiles.
-    let before_chunks = crate::schema::SCHEMA_VERSION - 1;
+    // The schema as it was before event chunks: the first 11 migrations, up to cloud profiles.
+    let before_chunks = 11;
     crate::schema::migrations().to_version(&mut c, before_chunks).unwrap();
     c.execute_batch(
         "INSERT INTO executions (id, name, workflow_name, workflow_hash, definition, input, status, started_at)
@@ -884,6 +884,40 @@ fn events_of_the_per_event_schema_are_carried_into_chunks() {
     let all = h.events("old").unwrap();
     assert_eq!(all.len(), 7);
     assert_eq!((all[6].seq, all[6].kind.as_str()), (7, "Extra"));
+}
+
+#[test]
+fn definitions_are_stored_once_and_old_rows_keep_theirs() {
+    let (_dir, path) = temp();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut c = raw(&path);
+    // A row of the schema before definitions were stored apart.
+    let before_definitions = crate::schema::SCHEMA_VERSION - 1;
+    crate::schema::migrations().to_version(&mut c, before_definitions).unwrap();
+    c.execute_batch(
+        "INSERT INTO executions (id, name, workflow_name, workflow_hash, definition, input, status, started_at)
+             VALUES ('old', 'n', 'w', 'h', '{\"StartAt\":\"Old\"}', '{}', 'SUCCEEDED', 1)",
+    )
+    .unwrap();
+    drop(c);
+
+    let h = History::open(&path).unwrap();
+    assert_eq!(h.execution("old").unwrap().unwrap().definition, r#"{"StartAt":"Old"}"#);
+    for id in ["a", "b"] {
+        h.create_execution(&new_exec(id)).unwrap();
+        h.finish_execution(id, &Outcome::Succeeded(json!(1))).unwrap();
+    }
+    let mut rejected = new_exec("r");
+    rejected.definition = "not json".into();
+    h.record_rejected(&rejected, "bad").unwrap();
+    assert_eq!(h.execution("a").unwrap().unwrap().definition, new_exec("a").definition);
+    assert_eq!(h.execution("b").unwrap().unwrap().definition, new_exec("b").definition);
+    assert_eq!(h.execution("r").unwrap().unwrap().definition, "not json");
+    let c = raw(&path);
+    let stored: i64 = c.query_row("SELECT count(*) FROM definitions", [], |r| r.get(0)).unwrap();
+    assert_eq!(stored, 2);
+    let inline: i64 = c.query_row("SELECT count(*) FROM executions WHERE definition <> ''", [], |r| r.get(0)).unwrap();
+    assert_eq!(inline, 1, "only the old row keeps its text inline");
 }
 
 #[test]

@@ -1,94 +1,40 @@
 //! The writer thread: the only user of the write connection.
 //!
 //! Why one thread: SQLite allows one writer at a time anyway, and the engine records many small
-//! events per state transition from many threads. Funnelling them through a channel to one
-//! thread lets it batch them, up to [`MAX_BATCH`] messages per transaction, so the cost of a
-//! commit is shared; with WAL and `synchronous=NORMAL` a commit is a `write()` without `fsync`.
-//! Within a transaction each execution's events go to one chunk row (module `events`), so the
-//! writer's cost per event is appending bytes the recording thread already encoded.
+//! events per state transition from many threads. The recording threads append events to the
+//! [`Outbox`], each execution's as the chunk row they will become (module `events`), and this
+//! thread takes them in bulk, so the cost of a transaction is shared by thousands of events;
+//! with WAL and `synchronous=NORMAL` a commit is a `write()` without `fsync`.
 //!
-//! Two kinds of messages:
-//! * events, fire-and-forget: the caller does not wait;
-//! * jobs (checkpoints, flushes, execution rows, tokens, claims): a closure run inside the
-//!   batch transaction, in its own savepoint so a failing job does not take the others down,
-//!   whose result is sent back only after the transaction *committed* (group commit: every job
-//!   of a batch shares that one commit).
-//!
-//! The channel is FIFO, so a job's commit also covers every event recorded before it was sent:
-//! that is what makes `save_checkpoint` and `flush` cover earlier events.
+//! Jobs (checkpoints, the end of a run, execution rows, tokens, claims) come over a channel: a
+//! closure run inside the batch transaction, in its own savepoint so a failing job does not take
+//! the others down, whose result is sent back only after the transaction *committed* (group
+//! commit: every job of a batch shares that one commit). Before running the jobs it received,
+//! the writer takes everything in the outbox: an event recorded before a job was sent is there
+//! by then, so the job's commit covers it. That is what makes `save_checkpoint`, `commit` and
+//! `flush` cover earlier events.
 //!
 //! An event that cannot be stored (its execution does not exist, or its batch failed to commit)
 //! cannot report to its caller, so the failure is parked under its execution id and handed to
 //! the next job that covers that execution (`save_checkpoint`, `finish_execution`, `flush`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::{Error, Result};
-use crate::events::{ChunkBuilder, PendingEvent, Stream};
+use crate::events::{ChunkBuilder, Stream};
 use crate::executions;
+use crate::outbox::{Closed, Outbox, Signal, Taken, GATHER};
 use crate::process::{ProcessIdentity, HEARTBEAT_INTERVAL};
 
-/// Most messages applied in one transaction; bounds the latency a big backlog adds to a waiting
-/// checkpoint and the size of the WAL growth per commit.
+/// Most jobs applied in one transaction; bounds the latency a big backlog adds to a waiting
+/// checkpoint.
 pub(crate) const MAX_BATCH: usize = 1000;
-
-/// Events queued before `record` blocks: back pressure instead of unbounded memory. Large, so
-/// that a burst (a Map's items on 40 threads) never waits: with a few batches' worth the
-/// recording threads took turns blocking and a 10,000-item Map ran 2.5 times slower. The
-/// queue is an unbounded channel that grows as needed (a bounded one allocates every slot up
-/// front, which cost 5 ms at every open) with this count on the side.
-const BACKLOG_LIMIT: usize = 64 * 1024;
-
-/// Events sent and not yet taken by the writer, and where a blocked `record` waits for room.
-#[derive(Default)]
-struct Backlog {
-    queued: AtomicUsize,
-    /// The writer thread ended (dropped, or died in a panic): nobody will make room.
-    closed: AtomicBool,
-    lock: Mutex<()>,
-    room: Condvar,
-}
-
-impl Backlog {
-    /// Counts one more event, first waiting while the writer is [`BACKLOG_LIMIT`] behind.
-    fn reserve(&self) {
-        if self.queued.fetch_add(1, Ordering::AcqRel) < BACKLOG_LIMIT {
-            return;
-        }
-        let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        while self.queued.load(Ordering::Acquire) > BACKLOG_LIMIT && !self.closed.load(Ordering::Acquire) {
-            // The timeout only guards against a missed wake-up; `release` notifies.
-            guard = self.room.wait_timeout(guard, Duration::from_millis(10)).unwrap_or_else(|e| e.into_inner()).0;
-        }
-    }
-
-    /// An event counted by [`Backlog::reserve`] was not sent after all.
-    fn unreserve(&self) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// The writer is gone: wakes whoever waits for room, and nobody waits again.
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.room.notify_all();
-    }
-
-    /// The writer took `n` events off the queue.
-    fn release(&self, n: usize) {
-        if n > 0 && self.queued.fetch_sub(n, Ordering::AcqRel) > BACKLOG_LIMIT {
-            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            self.room.notify_all();
-        }
-    }
-}
 
 /// Which parked event failures a job reports.
 pub(crate) enum Scope {
@@ -147,24 +93,27 @@ where
 }
 
 enum Msg {
-    Event(PendingEvent),
+    /// Events are waiting in the outbox: take them within [`GATHER`].
+    Wake,
+    /// An execution has many events waiting: take them now.
+    Full,
     Job(Box<dyn Job>),
-    /// Drop what the writer knows of an execution's events: a run of it begins (it may be a
-    /// resume, whose replayed events must be recognised) or it finished (free the memory).
+    /// Drop what the writer knows of an execution's events: it finished, or another process
+    /// may take it over (free the memory; a later run reads them again).
     Forget(String),
 }
 
-/// The handle that owns the writer thread. Dropping it drains the channel, commits, and joins.
+/// The handle that owns the writer thread. Dropping it commits what is queued and joins.
 pub(crate) struct Writer {
     tx: Option<Sender<Msg>>,
-    backlog: Arc<Backlog>,
+    outbox: Arc<Outbox>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Writer {
     pub(crate) fn spawn(conn: Connection, owner: ProcessIdentity) -> Result<Writer> {
         let (tx, rx) = mpsc::channel();
-        let backlog = Arc::new(Backlog::default());
+        let outbox = Arc::new(Outbox::new());
         let state = WriterState {
             conn,
             owner,
@@ -175,23 +124,29 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("pixelflow-history".into())
             .spawn({
-                let backlog = backlog.clone();
-                move || state.run(rx, &backlog)
+                let outbox = outbox.clone();
+                move || state.run(rx, &outbox)
             })
             .map_err(|e| Error::Write(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer { tx: Some(tx), backlog, thread: Some(thread) })
+        Ok(Writer { tx: Some(tx), outbox, thread: Some(thread) })
     }
 
-    /// Queues an event; gives it back only if the writer thread is gone.
-    pub(crate) fn record(&self, event: PendingEvent) -> std::result::Result<(), PendingEvent> {
-        let Some(tx) = &self.tx else { return Err(event) };
-        self.backlog.reserve();
-        let Err(unsent) = tx.send(Msg::Event(event)) else { return Ok(()) };
-        self.backlog.unreserve();
-        match unsent.0 {
-            Msg::Event(event) => Err(event),
-            _ => unreachable!("the message sent was an event"),
-        }
+    /// Queues an event, encoded as its chunk item, with what it adds to a Map state's counts
+    /// (state, column, amount). Fails only if the writer thread is gone.
+    pub(crate) fn record(&self, execution: &str, item: &[u8], map: Option<(&str, usize, i64)>) -> std::result::Result<(), Closed> {
+        let tx = self.tx.as_ref().ok_or(Closed)?;
+        let msg = match self.outbox.append(execution, item, map)? {
+            Signal::Nothing => return Ok(()),
+            Signal::Wake => Msg::Wake,
+            Signal::Full => Msg::Full,
+        };
+        tx.send(msg).map_err(|_| Closed)
+    }
+
+    /// A run of `execution` begins: the events recorded from now on may replay stored ones
+    /// (a resume), which the writer then recognises.
+    pub(crate) fn begin(&self, execution: &str) {
+        self.outbox.begin(execution);
     }
 
     /// Makes the writer forget an execution's event stream (see [`Msg::Forget`]).
@@ -219,7 +174,7 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         // Closing the channel is the stop signal: the thread still receives everything queued
-        // before, commits it, and only then sees the disconnect.
+        // before, commits it with what the outbox holds, and only then sees the disconnect.
         drop(self.tx.take());
         if let Some(thread) = self.thread.take() {
             if thread.join().is_err() {
@@ -241,39 +196,46 @@ struct WriterState {
 }
 
 impl WriterState {
-    fn run(mut self, rx: Receiver<Msg>, backlog: &Backlog) {
-        /// Closes the backlog however the thread ends, a panic included.
-        struct CloseOnExit<'a>(&'a Backlog);
+    fn run(mut self, rx: Receiver<Msg>, outbox: &Outbox) {
+        /// Closes the outbox however the thread ends, a panic included.
+        struct CloseOnExit<'a>(&'a Outbox);
         impl Drop for CloseOnExit<'_> {
             fn drop(&mut self) {
                 self.0.close();
             }
         }
-        let _close = CloseOnExit(backlog);
+        let _close = CloseOnExit(outbox);
+        // When to take the outbox's events if nothing else comes first (a Wake arrived).
+        let mut gathered_by: Option<Instant> = None;
         loop {
-            let wait = self.next_heartbeat.saturating_duration_since(Instant::now());
-            let first = match rx.recv_timeout(wait) {
-                Ok(msg) => msg,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.heartbeat();
+            let until = gathered_by.map_or(self.next_heartbeat, |g| g.min(self.next_heartbeat));
+            let first = match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Msg::Wake) => {
+                    gathered_by.get_or_insert_with(|| Instant::now() + GATHER);
                     continue;
                 }
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let mut batch = Vec::with_capacity(64);
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(msg) => batch.push(msg),
-                    Err(_) => break,
+            if first.is_some() || gathered_by.is_some_and(|g| Instant::now() >= g) {
+                let mut batch: Vec<Msg> = first.into_iter().collect();
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(msg) => batch.push(msg),
+                        Err(_) => break,
+                    }
                 }
+                gathered_by = None;
+                // Taken after the jobs were received: it holds every event recorded before them.
+                self.apply(outbox.take(), batch);
             }
-            backlog.release(batch.iter().filter(|m| matches!(m, Msg::Event(_))).count());
-            self.apply(batch);
             if Instant::now() >= self.next_heartbeat {
                 self.heartbeat();
             }
         }
+        // Every History handle is gone: nothing more will be recorded.
+        self.apply(outbox.take(), Vec::new());
         for (execution, error) in self.parked.drain() {
             tracing::error!(execution = %execution, "history events were lost: {error}");
         }
@@ -288,56 +250,45 @@ impl WriterState {
         }
     }
 
-    fn apply(&mut self, batch: Vec<Msg>) {
+    /// Stores the events taken from the outbox, then runs the jobs, in one transaction.
+    fn apply(&mut self, taken: Vec<Taken>, batch: Vec<Msg>) {
+        if taken.is_empty() && batch.iter().all(|m| matches!(m, Msg::Wake | Msg::Full)) {
+            return;
+        }
         let mut jobs: Vec<Box<dyn Job>> = Vec::new();
-        // Executions whose events this batch stored, to park the error if the commit fails.
-        let mut stored: HashSet<String> = HashSet::new();
-        // Each execution's events not yet inserted, one chunk each. A batch holds the events of
-        // a few executions, the same one many times in a row: a short list searched from the
-        // newest beats hashing every event's execution id.
-        let mut chunks: Vec<PendingChunk> = Vec::new();
+        // Executions whose events this batch holds, to park the error if it does not commit.
+        let involved: HashSet<String> = taken.iter().map(|t| t.execution.clone()).collect();
         // Disjoint borrows: the transaction holds the connection while failures are parked.
         let parked = &mut self.parked;
         let streams = &mut self.streams;
         let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
-            Err(e) => return abandon(parked, streams, stored, jobs, batch, &format!("cannot begin a transaction: {e}")),
+            Err(e) => return abandon(parked, streams, involved, jobs, batch, &format!("cannot begin a transaction: {e}")),
         };
+        for Taken { execution, segments } in taken {
+            for segment in segments {
+                if segment.restart {
+                    streams.remove(&execution);
+                }
+                if !segment.chunk.is_empty() {
+                    insert_chunk(&tx, &execution, segment.chunk, streams, parked);
+                }
+                if tx.is_autocommit() {
+                    // A failed statement (disk full, I/O error) made SQLite roll the whole
+                    // transaction back: nothing of the batch is stored, and statements after it
+                    // would each commit alone. Fail the batch instead.
+                    return abandon(parked, streams, involved, jobs, batch, ROLLED_BACK);
+                }
+            }
+        }
         let mut batch = batch.into_iter();
         while let Some(m) = batch.next() {
             match m {
-                Msg::Event(ev) => {
-                    if let Some(pending) = chunks.iter_mut().rev().find(|p| p.execution == ev.execution()) {
-                        // Only a resumed execution's stream has anything to check.
-                        if !pending.resumed || streams.get_mut(ev.execution()).is_none_or(|s| s.admit(&ev)) {
-                            pending.chunk.push(&ev);
-                        }
-                        continue;
-                    }
-                    let stream = match streams.get_mut(ev.execution()) {
-                        Some(stream) => stream,
-                        None => match Stream::load(&tx, ev.execution()) {
-                            Ok(stream) => streams.entry(ev.execution().to_string()).or_insert(stream),
-                            Err(e) => {
-                                park(parked, ev.execution(), format!("cannot read the stored events: {e}"));
-                                continue;
-                            }
-                        },
-                    };
-                    if stream.admit(&ev) {
-                        let mut chunk = ChunkBuilder::new();
-                        chunk.push(&ev);
-                        chunks.push(PendingChunk { execution: ev.execution().to_string(), resumed: stream.is_resumed(), chunk });
-                    }
-                }
+                Msg::Wake | Msg::Full => {}
                 Msg::Forget(execution) => {
-                    insert_chunks(&tx, &mut chunks, streams, parked, &mut stored);
                     streams.remove(&execution);
                 }
                 Msg::Job(mut job) => {
-                    // The job's commit covers the events recorded before it, and a failure to
-                    // store them must reach it: insert them first.
-                    insert_chunks(&tx, &mut chunks, streams, parked, &mut stored);
                     match tx.savepoint() {
                         Ok(mut sp) => {
                             if job.run(&sp) {
@@ -354,15 +305,8 @@ impl WriterState {
                 }
             }
             if tx.is_autocommit() {
-                // A failed statement (disk full, I/O error) made SQLite roll the whole
-                // transaction back: nothing of the batch is stored, and statements after it
-                // would each commit alone. Fail the batch instead.
-                return abandon(parked, streams, stored, jobs, batch.collect(), ROLLED_BACK);
+                return abandon(parked, streams, involved, jobs, batch.collect(), ROLLED_BACK);
             }
-        }
-        insert_chunks(&tx, &mut chunks, streams, parked, &mut stored);
-        if tx.is_autocommit() {
-            return abandon(parked, streams, stored, jobs, Vec::new(), ROLLED_BACK);
         }
         match tx.commit() {
             Ok(()) => {
@@ -373,7 +317,7 @@ impl WriterState {
                     job.reply();
                 }
             }
-            Err(e) => abandon(parked, streams, stored, jobs, Vec::new(), &format!("cannot commit: {e}")),
+            Err(e) => abandon(parked, streams, involved, jobs, Vec::new(), &format!("cannot commit: {e}")),
         }
     }
 }
@@ -382,65 +326,49 @@ impl WriterState {
 const ROLLED_BACK: &str = "SQLite rolled the transaction back after a failed write";
 
 /// Fails a batch whose transaction did not commit (could not begin, was rolled back, or failed
-/// to commit): the events it stored are lost (parked under their executions), its jobs fail,
-/// and the messages not applied yet fail with them.
+/// to commit): the events it held are lost (parked under their executions), its jobs fail,
+/// and the jobs not run yet fail with them.
 fn abandon(
     parked: &mut HashMap<String, String>,
     streams: &mut HashMap<String, Stream>,
-    stored: HashSet<String>,
+    involved: HashSet<String>,
     mut jobs: Vec<Box<dyn Job>>,
     rest: Vec<Msg>,
     msg: &str,
 ) {
     tracing::error!("history: {msg}");
-    for execution in stored {
+    for execution in involved {
         park(parked, &execution, msg.to_string());
     }
-    for m in rest {
-        match m {
-            Msg::Event(ev) => park(parked, ev.execution(), msg.to_string()),
-            Msg::Job(job) => jobs.push(job),
-            // Every stream is cleared below.
-            Msg::Forget(_) => {}
-        }
-    }
+    jobs.extend(rest.into_iter().filter_map(|m| match m {
+        Msg::Job(job) => Some(job),
+        // Every stream is cleared below.
+        Msg::Forget(_) | Msg::Wake | Msg::Full => None,
+    }));
     // The streams may remember pairs that are not stored: read them again.
     streams.clear();
     fail_all(parked, jobs, msg);
 }
 
-/// One execution's events of the transaction, not inserted yet.
-struct PendingChunk {
-    execution: String,
-    /// Whether the execution's stream checks for replayed events.
-    resumed: bool,
-    chunk: ChunkBuilder,
-}
-
-/// Inserts the pending chunks; a chunk that cannot be stored parks the error under its
+/// Inserts one execution's chunk; a chunk that cannot be stored parks the error under its
 /// execution (a failed statement is rolled back on its own, the transaction goes on).
-fn insert_chunks(
+fn insert_chunk(
     conn: &Connection,
-    chunks: &mut Vec<PendingChunk>,
+    execution: &str,
+    chunk: ChunkBuilder,
     streams: &mut HashMap<String, Stream>,
     parked: &mut HashMap<String, String>,
-    stored: &mut HashSet<String>,
 ) {
-    for PendingChunk { execution, chunk, .. } in chunks.drain(..) {
-        let Some(stream) = streams.get_mut(&execution) else {
-            // Every pending chunk's stream was loaded first; forgotten only after inserting.
-            tracing::error!(execution = %execution, "history events without a stream were dropped");
-            continue;
-        };
-        match chunk.insert(conn, &execution, stream) {
-            Ok(()) => {
-                stored.insert(execution);
-            }
-            Err(e) => {
-                tracing::warn!(execution = %execution, "cannot store history events: {e}");
-                park(parked, &execution, format!("cannot store events: {e}"));
-            }
-        }
+    let stream = match streams.get_mut(execution) {
+        Some(stream) => stream,
+        None => match Stream::load(conn, execution) {
+            Ok(stream) => streams.entry(execution.to_string()).or_insert(stream),
+            Err(e) => return park(parked, execution, format!("cannot read the stored events: {e}")),
+        },
+    };
+    if let Err(e) = chunk.insert(conn, execution, stream) {
+        tracing::warn!(execution = %execution, "cannot store history events: {e}");
+        park(parked, execution, format!("cannot store events: {e}"));
     }
 }
 
