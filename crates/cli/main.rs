@@ -315,6 +315,12 @@ impl From<Error> for Exit {
     }
 }
 
+/// mimalloc instead of the system allocator: a Map runs its items on up to 40 threads, each
+/// allocating its items' values and keys, and glibc's allocator was a third of the engine's time
+/// (`bench/engine.sh`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

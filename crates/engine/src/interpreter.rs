@@ -10,6 +10,7 @@
 //! it stopped without redoing any finished task.
 
 use std::cell::OnceCell;
+use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -317,6 +318,8 @@ impl<'a> Run<'a> {
     fn machine(&self, m: &StateMachine, input: Value, frame: &Frame) -> Result<Value, Failure> {
         let mut name = m.start_at.as_str();
         let mut input = input;
+        // One buffer for every visit's key.
+        let mut key = String::new();
         for step in 0..MAX_TRANSITIONS {
             if frame.cancel.is_cancelled() {
                 return Err(aborted());
@@ -324,9 +327,12 @@ impl<'a> Run<'a> {
             let state = m
                 .state(name)
                 .ok_or_else(|| Failure::runtime(format!("the state machine has no state '{name}'")))?;
-            let key = format!("{}/{step}:{name}", frame.prefix);
+            key.clear();
+            let _ = write!(key, "{}/{step}:{name}", frame.prefix);
             self.event_fields(state.kind.entered_event(), Some(name), &key, &[("input", &input)]);
-            let outcome = self.state(state, &input, &key, frame);
+            // The state consumes its input; a copy is kept only where a Catch may need it.
+            let kept = if state.catch.is_empty() { None } else { Some(input.clone()) };
+            let outcome = self.state(state, input, &key, frame);
             let next = match outcome {
                 Ok((output, next)) => {
                     self.event_fields(state.kind.exited_event(), Some(name), &key, &[("output", &output)]);
@@ -342,10 +348,12 @@ impl<'a> Run<'a> {
                     if frame.cancel.is_cancelled() {
                         return Err(failure);
                     }
-                    let Some(catcher) = state.catch.iter().find(|c| error_matches(&c.error_equals, &failure.error)) else {
+                    let (Some(catcher), Some(kept)) =
+                        (state.catch.iter().find(|c| error_matches(&c.error_equals, &failure.error)), kept)
+                    else {
                         return Err(failure);
                     };
-                    let output = self.catch_output(catcher, &input, &failure)?;
+                    let output = self.catch_output(catcher, &kept, &failure)?;
                     let caught = json!({ "error": failure.error, "cause": failure.cause });
                     self.event_fields(state.kind.exited_event(), Some(name), &key, &[("output", &output), ("caught", &caught)]);
                     input = output;
@@ -362,9 +370,17 @@ impl<'a> Run<'a> {
     }
 
     /// Runs one state visit; returns its output and the next state (None at the end).
-    fn state<'m>(&self, state: &'m State, raw_input: &Value, key: &str, frame: &Frame) -> Result<(Value, Option<&'m str>), Failure> {
+    fn state<'m>(&self, state: &'m State, raw_input: Value, key: &str, frame: &Frame) -> Result<(Value, Option<&'m str>), Failure> {
         let ctx = Context::new(self, &state.name, self.now());
-        let effective = self.input_path(&state.input_path, raw_input, &ctx)?;
+        // After InputPath the raw input is read only by a ResultPath that does not replace it
+        // and by a Fail state's paths; otherwise the default InputPath takes it without a copy
+        // (most states of a workflow pass their input through).
+        let raw_needed = !matches!(state.result_path, ResultPath::Replace) || matches!(state.kind, Kind::Fail { .. });
+        let (effective, raw_input) = match (&state.input_path, raw_needed) {
+            (PathField::Default, false) => (raw_input, Value::Null),
+            _ => (self.input_path(&state.input_path, &raw_input, &ctx)?, raw_input),
+        };
+        let raw_input = &raw_input;
         let next = match &state.transition {
             Transition::Next(n) => Some(n.as_str()),
             Transition::End => None,
@@ -793,27 +809,27 @@ impl<'a> Run<'a> {
         let fatal: Mutex<Option<Failure>> = Mutex::new(None);
         let results: Mutex<Vec<Value>> = Mutex::new(vec![Value::Null; n]);
         let run_item = |i: usize| {
-            let item_key = format!("{key}/i{i}");
+            let item_frame = Frame { prefix: format!("{key}/i{i}"), cancel: cancel.clone() };
+            let item_key = item_frame.prefix.as_str();
             let mut item_ctx = Context::new(self, &state.name, self.now());
             item_ctx.map_item = Some((i, &items[i]));
             let index = Value::from(i);
-            self.event_fields("MapIterationStarted", Some(&state.name), &item_key, &[("index", &index)]);
-            let item_frame = Frame { prefix: item_key.clone(), cancel: cancel.clone() };
+            self.event_fields("MapIterationStarted", Some(&state.name), item_key, &[("index", &index)]);
             let outcome = match &spec.item_selector {
-                Some(sel) => self.template(sel, effective, &item_ctx, &item_key),
+                Some(sel) => self.template(sel, effective, &item_ctx, item_key),
                 None => Ok(items[i].clone()),
             }
             .and_then(|input| self.machine(&spec.processor, input, &item_frame));
             match outcome {
                 Ok(v) => {
-                    self.event_fields("MapIterationSucceeded", Some(&state.name), &item_key, &[("index", &index), ("output", &v)]);
+                    self.event_fields("MapIterationSucceeded", Some(&state.name), item_key, &[("index", &index), ("output", &v)]);
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = v;
                 }
                 Err(f) => {
                     if cancel.is_cancelled() {
                         return;
                     }
-                    self.event("MapIterationFailed", Some(&state.name), &item_key, json!({ "index": i, "error": f.error, "cause": f.cause }));
+                    self.event("MapIterationFailed", Some(&state.name), item_key, json!({ "index": i, "error": f.error, "cause": f.cause }));
                     let count = failed.fetch_add(1, Ordering::SeqCst) + 1;
                     if tolerant && !exceeds(count) {
                         results.lock().unwrap_or_else(|e| e.into_inner())[i] = f.to_error_output();

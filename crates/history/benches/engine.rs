@@ -17,6 +17,10 @@ use pixelflow_engine::{asl, CancelToken, Engine, Execution, StepRegistry, System
 use pixelflow_history::{History, NewExecution, Outcome};
 use serde_json::Value;
 
+// The allocator `pixelflow` itself uses (crates/cli/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let [definition, input, rest @ ..] = args.as_slice() else {
@@ -53,16 +57,14 @@ fn main() {
         let started = Instant::now();
         new.started_at_ms = pixelflow_history::now_ms();
         history.create_execution(&new).expect("create the execution");
-        let t1 = started.elapsed();
         let exec = Execution { id: id.clone(), name: id.clone(), state_machine_name: "bench".into(), input: new.input, start_ms: new.started_at_ms };
         let outcome = match engine.run(&machine, &exec, &CancelToken::new()) {
             Ok(output) => Outcome::Succeeded(output),
             Err(stop) => panic!("the benchmark workflow did not succeed: {stop:?}"),
         };
-        let t2 = started.elapsed();
+        // Commits the execution's row and every event recorded before it.
         history.finish_execution(&id, &outcome).expect("finish the execution");
         seconds.push(started.elapsed().as_secs_f64());
-        if std::env::var("PHASES").is_ok() { eprintln!("create {:?} run {:?} finish {:?}", t1, t2 - t1, started.elapsed() - t2); }
         last_id = id;
     }
     let events = history.event_count(&last_id).expect("count the events");

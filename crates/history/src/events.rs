@@ -5,9 +5,9 @@
 //! Why chunks and not a row per event: a state transition records two events, and a batch of
 //! 40,000 images several hundred thousand. A row per event, with the index that keeps events
 //! unique, bounded the whole engine at about 10^5 transitions per second on the single SQLite
-//! writer. The writer thread now appends each execution's events of one transaction to one
-//! row (module `writer`), so its cost per event is a copy of bytes the recording thread already
-//! encoded.
+//! writer. The recording threads now encode each event and append it to its execution's
+//! pending chunk (module `outbox`), and the writer thread stores each pending chunk as one row
+//! (module `writer`), so its cost per event is a copy of bytes.
 //!
 //! * **Order and numbering**: a chunk's `first` is the index of its first event within the
 //!   execution, chunks are contiguous, and an event's `seq` is its 1-based position in its
@@ -258,6 +258,11 @@ impl ChunkBuilder {
         self.starts.is_empty()
     }
 
+    /// Bytes the chunk can hold without growing.
+    pub(crate) fn capacity(&self) -> usize {
+        self.events.capacity()
+    }
+
     /// Appends one item, as written by [`encode_event`] or [`encode_fields`] (UTF-8 JSON).
     pub(crate) fn push_item(&mut self, item: &[u8]) {
         if self.events.capacity() == 0 {
@@ -308,24 +313,33 @@ impl ChunkBuilder {
     /// Stores the chunk after the execution's last one, together with its Map counts or not at
     /// all. When another writer added events of the execution since `stream` was read (two
     /// processes both believing they own it), the events it holds already are dropped first.
-    pub(crate) fn insert(self, conn: &Connection, execution: &str, stream: &mut Stream) -> Result<()> {
+    pub(crate) fn insert(&mut self, conn: &Connection, execution: &str, stream: &mut Stream) -> Result<()> {
         let first = next_index(conn, execution)?;
         if first != stream.next {
             *stream = Stream::load(conn, execution)?;
         }
         // Only a resumed execution's stream has anything to check.
-        let chunk = if stream.is_resumed() { self.without_stored(stream) } else { self };
-        if chunk.starts.is_empty() {
+        if stream.is_resumed() {
+            *self = self.without_stored(stream);
+        }
+        if self.starts.is_empty() {
             return Ok(());
         }
-        let mut events = chunk.events;
-        events.push(b']');
-        let text = std::str::from_utf8(&events).expect("serde_json writes UTF-8 and details are strings");
-        let count = chunk.starts.len() as i64;
+        self.events.push(b']');
+        let stored = self.insert_at(conn, execution, first);
+        self.events.pop();
+        stored?;
+        stream.next = first + self.starts.len() as i64;
+        Ok(())
+    }
+
+    /// Inserts the chunk (its `events` closed by `]`) as the one starting at `first`.
+    fn insert_at(&self, conn: &Connection, execution: &str, first: i64) -> Result<()> {
+        let text = std::str::from_utf8(&self.events).expect("serde_json writes UTF-8 and details are strings");
         in_savepoint(conn, || {
             conn.prepare_cached("INSERT INTO event_chunks (execution_id, first, count, events) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![execution, first, count, text])?;
-            for (state, [total, started, succeeded, failed]) in &chunk.map {
+                .execute(params![execution, first, self.starts.len() as i64, text])?;
+            for (state, [total, started, succeeded, failed]) in &self.map {
                 conn.prepare_cached(
                     "INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -336,9 +350,14 @@ impl ChunkBuilder {
                 .execute(params![execution, state, total, started, succeeded, failed])?;
             }
             Ok(())
-        })?;
-        stream.next = first + count;
-        Ok(())
+        })
+    }
+
+    /// Empties the chunk, keeping its memory for the next one.
+    pub(crate) fn clear(&mut self) {
+        self.events.clear();
+        self.starts.clear();
+        self.map.clear();
     }
 }
 

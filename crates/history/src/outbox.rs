@@ -21,8 +21,10 @@ use std::time::Duration;
 
 use crate::events::ChunkBuilder;
 
-/// Events of one execution waiting before the writer is asked to take them at once.
-pub(crate) const FULL: usize = 2048;
+/// Events of one execution waiting before the writer is asked to take them at once. Smaller
+/// makes the end of a run wait for fewer events (the writer stores the others as the run goes);
+/// larger makes fewer transactions, which a wide Map, with every core busy, pays for.
+pub(crate) const FULL: usize = 1024;
 
 /// How long the writer lets events gather after the first one it has not taken.
 pub(crate) const GATHER: Duration = Duration::from_millis(5);
@@ -31,6 +33,10 @@ pub(crate) const GATHER: Duration = Duration::from_millis(5);
 /// memory when the disk is slower than the engine. Large, so that a burst never waits: with a
 /// few chunks' worth, a Map's threads took turns blocking.
 const LIMIT: usize = 64 * 1024;
+
+/// Emptied chunks kept for reuse, and the largest kept.
+const MAX_SPARE: usize = 16;
+const MAX_SPARE_BYTES: usize = 4 << 20;
 
 /// What the writer must be told after an append.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,6 +60,10 @@ pub(crate) struct Outbox {
     /// A [`Signal::Wake`] was returned since the writer last took the events.
     wake_sent: AtomicBool,
     closed: AtomicBool,
+    /// Chunks the writer stored and emptied, for the next events: a chunk grows to a few
+    /// hundred KB, and allocating, growing and freeing one per execution per transaction cost
+    /// as much as the events' encoding.
+    spare: Mutex<Vec<ChunkBuilder>>,
 }
 
 /// One execution's events not taken yet.
@@ -109,6 +119,7 @@ impl Outbox {
             executions: Mutex::new(HashMap::new()),
             wake_sent: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -139,7 +150,7 @@ impl Outbox {
                 continue;
             }
             if state.segments.is_empty() {
-                state.segments.push(Segment { restart: false, chunk: ChunkBuilder::new() });
+                state.segments.push(Segment { restart: false, chunk: self.spare_chunk() });
             }
             let segment = state.segments.last_mut().expect("a segment was just ensured");
             segment.chunk.push_item(item);
@@ -170,9 +181,26 @@ impl Outbox {
             }
             match state.segments.last_mut() {
                 Some(last) if last.chunk.is_empty() => last.restart = true,
-                _ => state.segments.push(Segment { restart: true, chunk: ChunkBuilder::new() }),
+                _ => state.segments.push(Segment { restart: true, chunk: self.spare_chunk() }),
             }
             return;
+        }
+    }
+
+    /// An empty chunk, with memory if one was given back.
+    fn spare_chunk(&self) -> ChunkBuilder {
+        lock(&self.spare).pop().unwrap_or_else(ChunkBuilder::new)
+    }
+
+    /// Gives back a stored chunk's memory (see `spare`). Keeps a few, of a bounded size.
+    pub(crate) fn recycle(&self, mut chunk: ChunkBuilder) {
+        if chunk.capacity() > MAX_SPARE_BYTES {
+            return;
+        }
+        chunk.clear();
+        let mut spare = lock(&self.spare);
+        if spare.len() < MAX_SPARE {
+            spare.push(chunk);
         }
     }
 

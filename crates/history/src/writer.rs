@@ -228,14 +228,14 @@ impl WriterState {
                 }
                 gathered_by = None;
                 // Taken after the jobs were received: it holds every event recorded before them.
-                self.apply(outbox.take(), batch);
+                self.apply(outbox, outbox.take(), batch);
             }
             if Instant::now() >= self.next_heartbeat {
                 self.heartbeat();
             }
         }
         // Every History handle is gone: nothing more will be recorded.
-        self.apply(outbox.take(), Vec::new());
+        self.apply(outbox, outbox.take(), Vec::new());
         for (execution, error) in self.parked.drain() {
             tracing::error!(execution = %execution, "history events were lost: {error}");
         }
@@ -251,7 +251,7 @@ impl WriterState {
     }
 
     /// Stores the events taken from the outbox, then runs the jobs, in one transaction.
-    fn apply(&mut self, taken: Vec<Taken>, batch: Vec<Msg>) {
+    fn apply(&mut self, outbox: &Outbox, taken: Vec<Taken>, batch: Vec<Msg>) {
         if taken.is_empty() && batch.iter().all(|m| matches!(m, Msg::Wake | Msg::Full)) {
             return;
         }
@@ -270,9 +270,11 @@ impl WriterState {
                 if segment.restart {
                     streams.remove(&execution);
                 }
-                if !segment.chunk.is_empty() {
-                    insert_chunk(&tx, &execution, segment.chunk, streams, parked);
+                let mut chunk = segment.chunk;
+                if !chunk.is_empty() {
+                    insert_chunk(&tx, &execution, &mut chunk, streams, parked);
                 }
+                outbox.recycle(chunk);
                 if tx.is_autocommit() {
                     // A failed statement (disk full, I/O error) made SQLite roll the whole
                     // transaction back: nothing of the batch is stored, and statements after it
@@ -355,7 +357,7 @@ fn abandon(
 fn insert_chunk(
     conn: &Connection,
     execution: &str,
-    chunk: ChunkBuilder,
+    chunk: &mut ChunkBuilder,
     streams: &mut HashMap<String, Stream>,
     parked: &mut HashMap<String, String>,
 ) {
