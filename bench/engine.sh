@@ -121,8 +121,11 @@ run_in_process() { # workload runs -> the run times, one per line
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # One sample of each kind: first runs in fresh processes, and the warm median of a 6-run process.
+# Each sample starts with the files of the one before written out (`sync`): the kernel writing
+# back a deleted history's pages during the next sample made that sample up to 4 times slower.
 sample() { # engine workload
     local runs
+    sync
     case "$1" in
         cli) run_pixelflow "$2" >>"$work/first-cli-$2" ;;
         *)
