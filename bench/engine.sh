@@ -8,6 +8,7 @@
 #       validation, the run), as a user sees it;
 #   (c) aws-local-stepfunctions in node (bench/engine-oracle.mjs; only the run is timed, and it
 #       keeps no history);
+#   and, for reference, (a) without any history (`--no-history`): the engine's own cost;
 # on the same definitions:
 #   chain  a chain of 1,000 Pass states;
 #   map    a Map state over 10,000 items, each item two Pass states.
@@ -113,19 +114,27 @@ run_oracle() { # workload runs -> the run times, one per line
     echo "$line" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const t of JSON.parse(s).seconds)console.log(t.toFixed(6))})'
 }
 
-run_in_process() { # workload runs -> the run times, one per line
-    "$in_process" "$work/$1.json" "$work/$1-input.json" "$2" \
+run_in_process() { # workload runs [--no-history] -> the run times, one per line
+    "$in_process" "$work/$1.json" "$work/$1-input.json" "$2" ${3:-} \
         | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const t of JSON.parse(s).seconds)console.log(t.toFixed(6))})'
+}
+
+# The engine alone (a journal that drops events, no execution row): what the history costs is
+# the difference to run_in_process.
+run_bare() { # workload runs
+    run_in_process "$1" "$2" --no-history
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # One sample of each kind: first runs in fresh processes, and the warm median of a 6-run process.
-# Each sample starts with the files of the one before written out (`sync`): the kernel writing
-# back a deleted history's pages during the next sample made that sample up to 4 times slower.
+# Each sample starts with the files of the one before written out (`sync`) and a second of
+# quiet: the kernel writing back a deleted history's pages, or reclaiming node's memory, during
+# the next sample made that sample's first run up to 5 times slower than the same run alone.
 sample() { # engine workload
     local runs
     sync
+    sleep 1
     case "$1" in
         cli) run_pixelflow "$2" >>"$work/first-cli-$2" ;;
         *)
@@ -140,6 +149,7 @@ sample() { # engine workload
 for rep in $(seq 1 "$REPS"); do
     for workload in chain map; do
         sample in_process "$workload"
+        sample bare "$workload"
         sample cli "$workload"
         sample oracle "$workload"
     done
@@ -163,6 +173,7 @@ for workload in chain map; do
     }
     row "Pixelflow engine, in process (SQLite history)" "$(median <"$work/first-in_process-$workload")" "$(median <"$work/warm-in_process-$workload")"
     row "pixelflow workflow run, whole command (SQLite history)" "$(median <"$work/first-cli-$workload")" ""
+    row "Pixelflow engine, in process, no history (reference)" "$(median <"$work/first-bare-$workload")" "$(median <"$work/warm-bare-$workload")"
     row "aws-local-stepfunctions 3.0.0 (node, run only, no history)" "$node_first" "$node_warm"
 done
 echo

@@ -7,13 +7,16 @@
 //! not time either. The first run is the cold one (as node's single run is); later runs show
 //! the warm rate.
 //!
-//! Usage: cargo bench -p pixelflow-history --bench engine -- DEFINITION.json INPUT.json [RUNS]
+//! With `--no-history` the engine records into a journal that drops every event and no
+//! execution row is written: the engine's own cost, for reference.
+//!
+//! Usage: cargo bench -p pixelflow-history --bench engine -- DEFINITION.json INPUT.json [RUNS] [--no-history]
 //! Prints one JSON line: {"seconds": [first run, second run, ...], "events": <events of the last run>}.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use pixelflow_engine::{asl, CancelToken, Engine, Execution, StepRegistry, SystemClock};
+use pixelflow_engine::{asl, CancelToken, Checkpoint, Engine, Event, Execution, Journal, JournalError, StepRegistry, SystemClock, TokenOutcome};
 use pixelflow_history::{History, NewExecution, Outcome};
 use serde_json::Value;
 
@@ -22,7 +25,9 @@ use serde_json::Value;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let mut args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let no_history = args.iter().any(|a| a == "--no-history");
+    args.retain(|a| a != "--no-history");
     let [definition, input, rest @ ..] = args.as_slice() else {
         eprintln!("usage: engine DEFINITION.json INPUT.json [RUNS]");
         std::process::exit(2);
@@ -36,7 +41,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let history = Arc::new(History::open(&dir.path().join("history.db")).expect("open the history"));
     let clock = Arc::new(SystemClock);
-    let engine = Engine::new(steps, history.clone(), clock);
+    let journal: Arc<dyn Journal> = if no_history { Arc::new(DropEvents) } else { history.clone() };
+    let engine = Engine::new(steps, journal, clock);
 
     let mut seconds = Vec::with_capacity(runs);
     let mut last_id = String::new();
@@ -56,17 +62,49 @@ fn main() {
         // (pixelflow_app::execution::start).
         let started = Instant::now();
         new.started_at_ms = pixelflow_history::now_ms();
-        history.create_execution(&new).expect("create the execution");
+        if !no_history {
+            history.create_execution(&new).expect("create the execution");
+        }
         let exec = Execution { id: id.clone(), name: id.clone(), state_machine_name: "bench".into(), input: new.input, start_ms: new.started_at_ms };
         let outcome = match engine.run(&machine, &exec, &CancelToken::new()) {
             Ok(output) => Outcome::Succeeded(output),
             Err(stop) => panic!("the benchmark workflow did not succeed: {stop:?}"),
         };
         // Commits the execution's row and every event recorded before it.
-        history.finish_execution(&id, &outcome).expect("finish the execution");
+        if !no_history {
+            history.finish_execution(&id, &outcome).expect("finish the execution");
+        }
         seconds.push(started.elapsed().as_secs_f64());
         last_id = id;
     }
-    let events = history.event_count(&last_id).expect("count the events");
+    let events = if no_history { 0 } else { history.event_count(&last_id).expect("count the events") };
     println!("{}", serde_json::json!({ "seconds": seconds, "events": events }));
+}
+
+/// A journal that keeps nothing (`--no-history`). The benchmark workflows have no Task or Wait
+/// state, so nothing asks it for checkpoints or tokens.
+struct DropEvents;
+
+impl Journal for DropEvents {
+    fn begin(&self, _: &str) {}
+    fn record(&self, _: &str, _: Event) {}
+    fn record_fields(&self, _: &str, _: &str, _: Option<&str>, _: &str, _: &[(&str, &Value)]) {}
+    fn checkpoint(&self, _: &str, _: &str) -> Result<Option<Checkpoint>, JournalError> {
+        Ok(None)
+    }
+    fn save_checkpoint(&self, _: &str, _: &str, _: &Checkpoint) -> Result<(), JournalError> {
+        Ok(())
+    }
+    fn task_token(&self, _: &str, _: &str, _: &str, _: &Value) -> Result<String, JournalError> {
+        Err(JournalError("the benchmark keeps no tokens".into()))
+    }
+    fn wait_for_token(&self, _: &str, _: Option<std::time::Duration>, _: &CancelToken) -> Result<Option<TokenOutcome>, JournalError> {
+        Ok(None)
+    }
+    fn flush(&self) -> Result<(), JournalError> {
+        Ok(())
+    }
+    fn commit(&self, _: &str) -> Result<(), JournalError> {
+        Ok(())
+    }
 }
