@@ -249,7 +249,6 @@ impl ChunkBuilder {
     }
 
     /// Events in the chunk.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.starts.len()
     }
