@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pixelflow_engine::{CancelToken, Checkpoint, Event, Journal, JournalError, TokenOutcome};
+use pixelflow_engine::{CancelToken, Checkpoint, Event, Journal, JournalError, Stop, TokenOutcome};
 use pixelflow_history::{CachedResult, Outcome};
 use serde_json::{json, Value};
 
@@ -402,8 +402,8 @@ impl Journal for BatchObserver {
     fn flush(&self) -> Result<(), JournalError> {
         self.inner.flush()
     }
-    fn commit(&self, execution: &str) -> Result<(), JournalError> {
-        self.inner.commit(execution)
+    fn end(&self, execution: &str, result: &Result<Value, Stop>) -> Result<(), JournalError> {
+        self.inner.end(execution, result)
     }
 }
 

@@ -138,23 +138,13 @@ fn run(
         input,
         start_ms,
     };
+    // The journal stored how the run ended (`Journal::end`): finished, or handed back
+    // unfinished if interrupted.
     let finished = match engine.run(&workflow.machine, &exec, cancel) {
-        Ok(output) => {
-            app.history().finish_execution(id, &Outcome::Succeeded(output.clone()))?;
-            Finished::Succeeded(output)
-        }
-        Err(Stop::Failed(f)) => {
-            app.history().finish_execution(id, &Outcome::Failed(f.clone()))?;
-            Finished::Failed(f)
-        }
-        Err(Stop::TimedOut(f)) => {
-            app.history().finish_execution(id, &Outcome::TimedOut(f.clone()))?;
-            Finished::TimedOut(f)
-        }
-        Err(Stop::Interrupted) => {
-            app.history().release(id)?;
-            Finished::Interrupted
-        }
+        Ok(output) => Finished::Succeeded(output),
+        Err(Stop::Failed(f)) => Finished::Failed(f),
+        Err(Stop::TimedOut(f)) => Finished::TimedOut(f),
+        Err(Stop::Interrupted) => Finished::Interrupted,
     };
     Ok(ExecutionResult { id: id.to_string(), finished })
 }

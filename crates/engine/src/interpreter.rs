@@ -82,7 +82,8 @@ impl Engine {
         &self.clock
     }
 
-    /// Runs (or resumes) an execution to its end. `cancel` interrupts it.
+    /// Runs (or resumes) an execution to its end, which it reports to the journal
+    /// ([`Journal::end`]). `cancel` interrupts it.
     pub fn run(&self, machine: &StateMachine, exec: &Execution, cancel: &CancelToken) -> Result<Value, Stop> {
         let run = Run { engine: self, exec, cancel: cancel.child(), timed_out: AtomicBool::new(false) };
         self.journal.begin(&exec.id);
@@ -112,13 +113,10 @@ impl Engine {
             result
         });
 
-        let stop = match result {
+        let result = match result {
             Ok(output) => {
                 run.event("ExecutionSucceeded", None, "", json!({ "output": output }));
-                return match self.journal.commit(&exec.id) {
-                    Ok(()) => Ok(output),
-                    Err(e) => Err(Stop::Failed(Failure::runtime(e.to_string()))),
-                };
+                Ok(output)
             }
             Err(_) if run.timed_out.load(Ordering::SeqCst) => {
                 let f = Failure::new(
@@ -126,20 +124,19 @@ impl Engine {
                     format!("the execution ran longer than its TimeoutSeconds ({}s)", machine.timeout_seconds.unwrap_or(0)),
                 );
                 run.event("ExecutionTimedOut", None, "", json!({ "error": f.error, "cause": f.cause }));
-                Stop::TimedOut(f)
+                Err(Stop::TimedOut(f))
             }
-            Err(_) if cancel.is_cancelled() => Stop::Interrupted,
+            Err(_) if cancel.is_cancelled() => Err(Stop::Interrupted),
             Err(f) => {
                 run.event("ExecutionFailed", None, "", json!({ "error": f.error, "cause": f.cause }));
-                Stop::Failed(f)
+                Err(Stop::Failed(f))
             }
         };
-        if let Err(e) = self.journal.commit(&exec.id) {
-            if stop != Stop::Interrupted {
-                return Err(Stop::Failed(Failure::runtime(e.to_string())));
-            }
+        match self.journal.end(&exec.id, &result) {
+            // An interrupted run is resumed later; whatever was not stored is done again then.
+            Err(e) if !matches!(result, Err(Stop::Interrupted)) => Err(Stop::Failed(Failure::runtime(e.to_string()))),
+            _ => result,
         }
-        Err(stop)
     }
 }
 

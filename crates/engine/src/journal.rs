@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::cancel::CancelToken;
 use crate::error::Failure;
+use crate::interpreter::Stop;
 
 /// One history event, modelled on Step Functions' history events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,11 +98,14 @@ pub trait Journal: Send + Sync {
     /// Makes everything recorded so far durable.
     fn flush(&self) -> Result<(), JournalError>;
 
-    /// Makes everything recorded for `execution` so far durable, and fails if an event of it
-    /// could not be stored. The interpreter calls it at the end of a run: an execution whose
-    /// history is incomplete must not be reported as succeeded. (No default: a journal that
-    /// wraps another must pass it on.)
-    fn commit(&self, execution: &str) -> Result<(), JournalError>;
+    /// A run of `execution` ended with `result` (its terminal event is recorded): makes
+    /// everything recorded for it durable together with how it ended, and fails if an event of
+    /// it could not be stored, so that an execution whose history is incomplete is not
+    /// reported as succeeded. The interpreter calls it once, last, for every run; an
+    /// interrupted run stays unfinished, to be resumed. One call, not a commit and then a
+    /// separate "finished", because each is a round trip to a durable store that the end of
+    /// every run waits for. (No default: a journal that wraps another must pass it on.)
+    fn end(&self, execution: &str, result: &Result<Value, Stop>) -> Result<(), JournalError>;
 }
 
 /// A journal that keeps everything in memory. Used by tests and by `run_in_memory`.
@@ -230,7 +234,7 @@ impl Journal for MemoryJournal {
         Ok(())
     }
 
-    fn commit(&self, _execution: &str) -> Result<(), JournalError> {
+    fn end(&self, _execution: &str, _result: &Result<Value, Stop>) -> Result<(), JournalError> {
         Ok(())
     }
 }

@@ -16,8 +16,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use pixelflow_engine::{asl, CancelToken, Checkpoint, Engine, Event, Execution, Journal, JournalError, StepRegistry, SystemClock, TokenOutcome};
-use pixelflow_history::{History, NewExecution, Outcome};
+use pixelflow_engine::{asl, CancelToken, Checkpoint, Engine, Event, Execution, Journal, JournalError, StepRegistry, Stop, SystemClock, TokenOutcome};
+use pixelflow_history::{History, NewExecution};
 use serde_json::Value;
 
 // The allocator `pixelflow` itself uses (crates/cli/src/main.rs).
@@ -66,13 +66,10 @@ fn main() {
             history.create_execution(&new).expect("create the execution");
         }
         let exec = Execution { id: id.clone(), name: id.clone(), state_machine_name: "bench".into(), input: new.input, start_ms: new.started_at_ms };
-        let outcome = match engine.run(&machine, &exec, &CancelToken::new()) {
-            Ok(output) => Outcome::Succeeded(output),
-            Err(stop) => panic!("the benchmark workflow did not succeed: {stop:?}"),
-        };
-        // Commits the execution's row and every event recorded before it.
-        if !no_history {
-            history.finish_execution(&id, &outcome).expect("finish the execution");
+        // Returns once the execution's row, finished, and every event of the run are committed
+        // (`Journal::end`).
+        if let Err(stop) = engine.run(&machine, &exec, &CancelToken::new()) {
+            panic!("the benchmark workflow did not succeed: {stop:?}");
         }
         seconds.push(started.elapsed().as_secs_f64());
         last_id = id;
@@ -104,7 +101,7 @@ impl Journal for DropEvents {
     fn flush(&self) -> Result<(), JournalError> {
         Ok(())
     }
-    fn commit(&self, _: &str) -> Result<(), JournalError> {
+    fn end(&self, _: &str, _: &Result<Value, Stop>) -> Result<(), JournalError> {
         Ok(())
     }
 }

@@ -68,7 +68,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pixelflow_engine::{CancelToken, Checkpoint, Event, Failure, Journal, JournalError, TokenOutcome};
+use pixelflow_engine::{CancelToken, Checkpoint, Event, Failure, Journal, JournalError, Stop, TokenOutcome};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
@@ -254,14 +254,32 @@ impl History {
     }
 
     /// Stores how a RUNNING execution ended. Every event recorded before the call is committed
-    /// with it (or the call fails). Errors: [`Error::UnknownExecution`], [`Error::NotRunning`].
+    /// with it. If one of them could not be stored, the execution is stored FAILED instead
+    /// (`States.Runtime`, with the reason) and the call fails with that reason
+    /// ([`Error::Write`]): a run with an incomplete history is not reported as succeeded.
+    /// Other errors: [`Error::UnknownExecution`], [`Error::NotRunning`].
     ///
     /// Records no event: the interpreter records the terminal event itself.
     pub fn finish_execution(&self, id: &str, outcome: &Outcome) -> Result<()> {
         let (owned, outcome) = (id.to_string(), outcome.clone());
-        let finished = self.inner.writer.call(Scope::Execution(id.to_string()), move |c| executions::finish(c, &owned, &outcome, now_ms()));
+        let finished = self.inner.writer.call_seeing_lost(Scope::Execution(id.to_string()), move |c, lost| {
+            let Some(reason) = lost else {
+                return executions::finish(c, &owned, &outcome, now_ms()).map(|()| None);
+            };
+            // The cause the engine reports for the failed run (`Journal::end`), word for word.
+            let reported = JournalError::from(Error::Write(reason.clone()));
+            let failed = Outcome::Failed(Failure::runtime(reported.to_string()));
+            let error = Error::Write(reason);
+            // The execution may not exist (that is why its events were refused): the reason
+            // matters more than that. Returned as a value, so that the FAILED row commits.
+            let _ = executions::finish(c, &owned, &failed, now_ms());
+            Ok(Some(error))
+        });
         self.inner.writer.forget(id);
-        finished
+        match finished? {
+            None => Ok(()),
+            Some(lost) => Err(lost),
+        }
     }
 
     /// Records an attempt rejected before it ran (invalid definition or input): one row, status
@@ -563,7 +581,15 @@ impl Journal for History {
         Ok(self.inner.writer.call(Scope::All, |_| Ok(()))?)
     }
 
-    fn commit(&self, execution: &str) -> std::result::Result<(), JournalError> {
-        Ok(self.inner.writer.call(Scope::Execution(execution.to_string()), |_| Ok(()))?)
+    /// Stores how the run ended with its events, in one transaction ([`History::finish_execution`]);
+    /// an interrupted run is handed back unfinished ([`History::release`]), to be resumed.
+    fn end(&self, execution: &str, result: &std::result::Result<Value, Stop>) -> std::result::Result<(), JournalError> {
+        let outcome = match result {
+            Ok(output) => Outcome::Succeeded(output.clone()),
+            Err(Stop::Failed(f)) => Outcome::Failed(f.clone()),
+            Err(Stop::TimedOut(f)) => Outcome::TimedOut(f.clone()),
+            Err(Stop::Interrupted) => return Ok(self.release(execution).map(drop)?),
+        };
+        Ok(self.finish_execution(execution, &outcome)?)
     }
 }

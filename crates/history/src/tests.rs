@@ -982,6 +982,31 @@ fn a_run_whose_events_cannot_be_stored_does_not_succeed() {
 }
 
 #[test]
+fn a_run_that_lost_events_is_stored_failed_with_the_reason() {
+    let (_dir, path) = temp();
+    let h = Arc::new(History::open(&path).unwrap());
+    h.create_execution(&new_exec("e1")).unwrap();
+    // Every event chunk is refused from now on, as a full disk would.
+    raw(&path)
+        .execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON event_chunks BEGIN SELECT RAISE(ABORT, 'disk is full (test)'); END;")
+        .unwrap();
+    let steps = pixelflow_engine::StepRegistry::new();
+    let machine = pixelflow_engine::asl::parse_str(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#, &steps).unwrap();
+    let engine = pixelflow_engine::Engine::new(steps, h.clone(), Arc::new(pixelflow_engine::SystemClock));
+    let exec = pixelflow_engine::Execution { id: "e1".into(), name: "e1".into(), state_machine_name: "m".into(), input: json!({}), start_ms: 0 };
+    let reported = match engine.run(&machine, &exec, &CancelToken::new()) {
+        Err(pixelflow_engine::Stop::Failed(f)) => f,
+        other => panic!("expected a failed run, got {other:?}"),
+    };
+    assert_eq!(reported.error, "States.Runtime");
+    assert!(reported.cause.contains("disk is full (test)"), "{reported:?}");
+    // The history says the same as the engine, in the same transaction as the end of the run.
+    let stored = h.execution("e1").unwrap().unwrap();
+    assert_eq!(stored.status, ExecutionStatus::Failed);
+    assert_eq!(stored.failure(), Some(reported));
+}
+
+#[test]
 fn recording_after_the_writer_died_fails_instead_of_blocking() {
     let (_dir, path) = temp();
     let h = History::open(&path).unwrap();

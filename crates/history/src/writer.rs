@@ -17,6 +17,8 @@
 //! An event that cannot be stored (its execution does not exist, or its batch failed to commit)
 //! cannot report to its caller, so the failure is parked under its execution id and handed to
 //! the next job that covers that execution (`save_checkpoint`, `finish_execution`, `flush`).
+//! Such a job fails without running, except one that asked to see the failure
+//! ([`Writer::call_seeing_lost`]): `finish_execution` stores the execution FAILED with it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
@@ -49,8 +51,9 @@ pub(crate) enum Scope {
 /// A type-erased job: runs in the batch transaction, reports after the commit.
 trait Job: Send {
     fn scope(&self) -> &Scope;
-    /// Runs the job; false if it failed (its savepoint is then rolled back).
-    fn run(&mut self, conn: &Connection) -> bool;
+    /// Runs the job, told why events it covers were lost, if they were; false if it failed
+    /// (its savepoint is then rolled back).
+    fn run(&mut self, conn: &Connection, lost: Option<String>) -> bool;
     /// Overrides the job's result with an error (savepoint or commit failure).
     fn fail(&mut self, error: Error);
     /// Sends the result to the waiting caller.
@@ -67,15 +70,15 @@ struct TypedJob<T, F> {
 impl<T, F> Job for TypedJob<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T> + Send,
+    F: FnOnce(&Connection, Option<String>) -> Result<T> + Send,
 {
     fn scope(&self) -> &Scope {
         &self.scope
     }
 
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &Connection, lost: Option<String>) -> bool {
         let Some(f) = self.f.take() else { return false };
-        let result = f(conn);
+        let result = f(conn, lost);
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -157,11 +160,25 @@ impl Writer {
         }
     }
 
-    /// Runs `f` in the writer's next transaction and returns its result once committed.
+    /// Runs `f` in the writer's next transaction and returns its result once committed. If
+    /// events in `scope` were lost, `f` does not run and the call fails with the reason.
     pub(crate) fn call<T, F>(&self, scope: Scope, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.call_seeing_lost(scope, move |conn, lost| match lost {
+            Some(reason) => Err(Error::Write(reason)),
+            None => f(conn),
+        })
+    }
+
+    /// Like [`Writer::call`], but `f` runs either way and is told why events in `scope` were
+    /// lost, if they were.
+    pub(crate) fn call_seeing_lost<T, F>(&self, scope: Scope, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, Option<String>) -> Result<T> + Send + 'static,
     {
         let tx = self.tx.as_ref().ok_or(Error::WriterStopped)?;
         let (reply, answer) = mpsc::sync_channel(1);
@@ -291,9 +308,11 @@ impl WriterState {
                     streams.remove(&execution);
                 }
                 Msg::Job(mut job) => {
+                    // Every chunk of the batch is stored (or parked) by now.
+                    let lost = take_parked(parked, job.scope());
                     match tx.savepoint() {
                         Ok(mut sp) => {
-                            if job.run(&sp) {
+                            if job.run(&sp, lost) {
                                 if let Err(e) = sp.commit() {
                                     job.fail(e.into());
                                 }
@@ -301,7 +320,7 @@ impl WriterState {
                                 tracing::warn!("cannot roll back a failed history write: {e}");
                             }
                         }
-                        Err(e) => job.fail(e.into()),
+                        Err(e) => job.fail(lost.map_or_else(|| e.into(), Error::Write)),
                     }
                     jobs.push(job);
                 }
@@ -312,10 +331,7 @@ impl WriterState {
         }
         match tx.commit() {
             Ok(()) => {
-                for mut job in jobs {
-                    if let Some(error) = take_parked(parked, job.scope()) {
-                        job.fail(Error::Write(error));
-                    }
+                for job in jobs {
                     job.reply();
                 }
             }
