@@ -6,12 +6,13 @@
 //! # Design
 //!
 //! * **One writer thread** owns the write connection (module `writer`).
-//!   [`Journal::record`] is fire-and-forget: the event is queued and written in the writer's
-//!   next batch (up to 1000 messages per transaction). Calls that must be durable when they
-//!   return (`save_checkpoint`, `flush`, `task_token`, `create_execution`,
-//!   `finish_execution`, `answer_token`, `claim`) queue a job and block until the transaction
-//!   holding it committed; concurrent callers share one commit (group commit). Because the
-//!   queue is FIFO, such a call also makes durable every event recorded before it.
+//!   [`Journal::record`] is fire-and-forget: the event is appended to its execution's pending
+//!   chunk (module `outbox`) and stored in one of the writer's next transactions. Calls that
+//!   must be durable when they return (`save_checkpoint`, `flush`, `task_token`,
+//!   `create_execution`, `finish_execution` and so [`Journal::end`], `answer_token`, `claim`)
+//!   queue a job and block until the transaction holding it committed; concurrent callers
+//!   share one commit (group commit). The writer takes the outbox before it runs the jobs it
+//!   received, so such a call also makes durable every event recorded before it.
 //! * **Reads** use a small pool of separate read-only connections; WAL lets them run while the
 //!   writer writes. Events recorded but not yet committed are not visible to reads: call
 //!   [`Journal::flush`] first where that matters.
@@ -38,6 +39,8 @@
 //!   it (foreign keys). An event for an unknown execution is dropped and reported by the next
 //!   `flush` (or `save_checkpoint`/`finish_execution` of that id); `save_checkpoint` and
 //!   `task_token` for an unknown execution fail at once.
+//! * [`Journal::end`] finishes the execution's row ([`History::finish_execution`]) or, for an
+//!   interrupted run, releases it ([`History::release`]).
 //! * `wait_for_token` on a token that was never handed out fails ([`Error::UnknownToken`])
 //!   instead of waiting for an answer that cannot come.
 //!
