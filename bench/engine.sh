@@ -105,18 +105,21 @@ run_pixelflow() { # workload -> seconds
     awk -v a="$start" -v b="$end" 'BEGIN { printf "%.6f\n", b - a }'
 }
 
+# {"seconds": [...]} on stdin (both benchmark programs print it) -> one run time per line.
+run_times() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const t of JSON.parse(s).seconds)console.log(t.toFixed(6))})'; }
+
 run_oracle() { # workload runs -> the run times, one per line
     local line
     if ! line="$(node bench/engine-oracle.mjs "$work/$1.json" "$work/$1-input.json" "$2")"; then
         echo "aws-local-stepfunctions failed on $1: $line" >&2
         exit 1
     fi
-    echo "$line" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const t of JSON.parse(s).seconds)console.log(t.toFixed(6))})'
+    echo "$line" | run_times
 }
 
 run_in_process() { # workload runs [--no-history] -> the run times, one per line
     "$in_process" "$work/$1.json" "$work/$1-input.json" "$2" ${3:-} \
-        | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const t of JSON.parse(s).seconds)console.log(t.toFixed(6))})'
+        | run_times
 }
 
 # The engine alone (a journal that drops events, no execution row): what the history costs is

@@ -309,9 +309,10 @@ impl ChunkBuilder {
         kept
     }
 
-    /// Stores the chunk after the execution's last one, together with its Map counts or not at
-    /// all. When another writer added events of the execution since `stream` was read (two
-    /// processes both believing they own it), the events it holds already are dropped first.
+    /// Stores the chunk after the execution's last one, with its Map counts. Call it in a
+    /// savepoint, so that a failure stores neither. When another writer added events of the
+    /// execution since `stream` was read (two processes both believing they own it), the events
+    /// it holds already are dropped first.
     pub(crate) fn insert(&mut self, conn: &Connection, execution: &str, stream: &mut Stream) -> Result<()> {
         let first = next_index(conn, execution)?;
         if first != stream.next {
@@ -335,21 +336,19 @@ impl ChunkBuilder {
     /// Inserts the chunk (its `events` closed by `]`) as the one starting at `first`.
     fn insert_at(&self, conn: &Connection, execution: &str, first: i64) -> Result<()> {
         let text = std::str::from_utf8(&self.events).expect("serde_json writes UTF-8 and details are strings");
-        in_savepoint(conn, || {
-            conn.prepare_cached("INSERT INTO event_chunks (execution_id, first, count, events) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![execution, first, self.starts.len() as i64, text])?;
-            for (state, [total, started, succeeded, failed]) in &self.map {
-                conn.prepare_cached(
-                    "INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (execution_id, state) DO UPDATE SET
-                         total = total + excluded.total, started = started + excluded.started,
-                         succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
-                )?
-                .execute(params![execution, state, total, started, succeeded, failed])?;
-            }
-            Ok(())
-        })
+        conn.prepare_cached("INSERT INTO event_chunks (execution_id, first, count, events) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![execution, first, self.starts.len() as i64, text])?;
+        for (state, [total, started, succeeded, failed]) in &self.map {
+            conn.prepare_cached(
+                "INSERT INTO map_counts (execution_id, state, total, started, succeeded, failed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (execution_id, state) DO UPDATE SET
+                     total = total + excluded.total, started = started + excluded.started,
+                     succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
+            )?
+            .execute(params![execution, state, total, started, succeeded, failed])?;
+        }
+        Ok(())
     }
 
     /// Empties the chunk, keeping its memory for the next one.
@@ -357,23 +356,6 @@ impl ChunkBuilder {
         self.events.clear();
         self.starts.clear();
         self.map.clear();
-    }
-}
-
-/// Runs `f` in a savepoint of the writer's transaction: all of its statements or none.
-fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT event_chunk")?;
-    match f() {
-        Ok(v) => {
-            conn.execute_batch("RELEASE event_chunk")?;
-            Ok(v)
-        }
-        Err(e) => {
-            if let Err(rollback) = conn.execute_batch("ROLLBACK TO event_chunk; RELEASE event_chunk") {
-                tracing::warn!("cannot roll back a failed event chunk: {rollback}");
-            }
-            Err(e)
-        }
     }
 }
 

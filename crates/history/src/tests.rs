@@ -965,17 +965,22 @@ fn two_writers_on_one_execution_store_each_event_once() {
     assert_eq!(got, [(1, "/9:Z".into(), json!(0)), (2, "/0:A".into(), json!(1)), (3, "/1:B".into(), json!(2))]);
 }
 
+/// Runs a one-Pass-state workflow as execution `id`, recording into `h`.
+fn run_one_pass_state(h: Arc<History>, id: &str) -> std::result::Result<Value, pixelflow_engine::Stop> {
+    let steps = pixelflow_engine::StepRegistry::new();
+    let machine = pixelflow_engine::asl::parse_str(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#, &steps).unwrap();
+    let engine = pixelflow_engine::Engine::new(steps, h, Arc::new(pixelflow_engine::SystemClock));
+    let exec = pixelflow_engine::Execution { id: id.into(), name: id.into(), state_machine_name: "m".into(), input: json!({}), start_ms: 0 };
+    engine.run(&machine, &exec, &CancelToken::new())
+}
+
 #[test]
 fn a_run_whose_events_cannot_be_stored_does_not_succeed() {
     // No execution row: every event of the run is refused (foreign key), so the run must not
     // report success with an empty history.
     let (_dir, path) = temp();
     let h = Arc::new(History::open(&path).unwrap());
-    let steps = pixelflow_engine::StepRegistry::new();
-    let machine = pixelflow_engine::asl::parse_str(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#, &steps).unwrap();
-    let engine = pixelflow_engine::Engine::new(steps, h.clone(), Arc::new(pixelflow_engine::SystemClock));
-    let exec = pixelflow_engine::Execution { id: "ghost".into(), name: "ghost".into(), state_machine_name: "m".into(), input: json!({}), start_ms: 0 };
-    match engine.run(&machine, &exec, &CancelToken::new()) {
+    match run_one_pass_state(h, "ghost") {
         Err(pixelflow_engine::Stop::Failed(f)) => assert!(f.cause.contains("ghost") || f.cause.contains("FOREIGN KEY"), "{f:?}"),
         other => panic!("expected a failed run, got {other:?}"),
     }
@@ -990,11 +995,7 @@ fn a_run_that_lost_events_is_stored_failed_with_the_reason() {
     raw(&path)
         .execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON event_chunks BEGIN SELECT RAISE(ABORT, 'disk is full (test)'); END;")
         .unwrap();
-    let steps = pixelflow_engine::StepRegistry::new();
-    let machine = pixelflow_engine::asl::parse_str(r#"{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}"#, &steps).unwrap();
-    let engine = pixelflow_engine::Engine::new(steps, h.clone(), Arc::new(pixelflow_engine::SystemClock));
-    let exec = pixelflow_engine::Execution { id: "e1".into(), name: "e1".into(), state_machine_name: "m".into(), input: json!({}), start_ms: 0 };
-    let reported = match engine.run(&machine, &exec, &CancelToken::new()) {
+    let reported = match run_one_pass_state(h.clone(), "e1") {
         Err(pixelflow_engine::Stop::Failed(f)) => f,
         other => panic!("expected a failed run, got {other:?}"),
     };
@@ -1004,6 +1005,22 @@ fn a_run_that_lost_events_is_stored_failed_with_the_reason() {
     let stored = h.execution("e1").unwrap().unwrap();
     assert_eq!(stored.status, ExecutionStatus::Failed);
     assert_eq!(stored.failure(), Some(reported));
+}
+
+#[test]
+fn a_chunk_whose_map_counts_cannot_be_stored_is_not_stored_either() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    raw(&path)
+        .execute_batch("CREATE TRIGGER refuse BEFORE INSERT ON map_counts BEGIN SELECT RAISE(ABORT, 'no counts (test)'); END;")
+        .unwrap();
+    h.record("e1", ev("MapIterationStarted", "/0:A#0/i0", json!({"index": 0})));
+    let err = h.flush().unwrap_err();
+    assert!(err.to_string().contains("no counts (test)"), "{err}");
+    // The chunk went with its counts: no event without the count it adds.
+    assert!(h.events("e1").unwrap().is_empty());
+    assert!(h.map_progress("e1").unwrap().is_empty());
 }
 
 #[test]

@@ -11,8 +11,8 @@
 //! the others down, whose result is sent back only after the transaction *committed* (group
 //! commit: every job of a batch shares that one commit). Before running the jobs it received,
 //! the writer takes everything in the outbox: an event recorded before a job was sent is there
-//! by then, so the job's commit covers it. That is what makes `save_checkpoint`, `commit` and
-//! `flush` cover earlier events.
+//! by then, so the job's commit covers it. That is what makes `save_checkpoint`,
+//! `finish_execution` (a run's end) and `flush` cover earlier events.
 //!
 //! An event that cannot be stored (its execution does not exist, or its batch failed to commit)
 //! cannot report to its caller, so the failure is parked under its execution id and handed to
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
 use crate::events::{ChunkBuilder, Stream};
@@ -289,7 +289,7 @@ impl WriterState {
                 }
                 let mut chunk = segment.chunk;
                 if !chunk.is_empty() {
-                    insert_chunk(&tx, &execution, &mut chunk, streams, parked);
+                    insert_chunk(&mut tx, &execution, &mut chunk, streams, parked);
                 }
                 outbox.recycle(chunk);
                 if tx.is_autocommit() {
@@ -368,10 +368,10 @@ fn abandon(
     fail_all(parked, jobs, msg);
 }
 
-/// Inserts one execution's chunk; a chunk that cannot be stored parks the error under its
-/// execution (a failed statement is rolled back on its own, the transaction goes on).
+/// Inserts one execution's chunk with its Map counts, in a savepoint: a chunk that cannot be
+/// stored leaves nothing behind and parks the error under its execution; the transaction goes on.
 fn insert_chunk(
-    conn: &Connection,
+    tx: &mut Transaction,
     execution: &str,
     chunk: &mut ChunkBuilder,
     streams: &mut HashMap<String, Stream>,
@@ -379,12 +379,17 @@ fn insert_chunk(
 ) {
     let stream = match streams.get_mut(execution) {
         Some(stream) => stream,
-        None => match Stream::load(conn, execution) {
+        None => match Stream::load(tx, execution) {
             Ok(stream) => streams.entry(execution.to_string()).or_insert(stream),
             Err(e) => return park(parked, execution, format!("cannot read the stored events: {e}")),
         },
     };
-    if let Err(e) = chunk.insert(conn, execution, stream) {
+    // Dropping the savepoint after a failed insert rolls it back.
+    let stored = tx.savepoint().map_err(Error::from).and_then(|sp| {
+        chunk.insert(&sp, execution, stream)?;
+        Ok(sp.commit()?)
+    });
+    if let Err(e) = stored {
         tracing::warn!(execution = %execution, "cannot store history events: {e}");
         park(parked, execution, format!("cannot store events: {e}"));
     }
