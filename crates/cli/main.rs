@@ -19,19 +19,26 @@ use pixelflow_engine::{CancelToken, Failure, TokenOutcome};
 use pixelflow_history::{ExecutionFilter, ExecutionStatus, OriginalAction};
 use serde_json::{json, Value};
 
-/// Prints a line on stdout. A reader that went away (`pixelflow history list | head`) ends
-/// the program quietly instead of panicking as `println!` does.
+/// Prints a line on stdout (`out!(to w; ...)`: on the writer `w` over it). A reader that went
+/// away (`pixelflow history list | head`) ends the program quietly instead of panicking as
+/// `println!` does.
 macro_rules! out {
-    ($($arg:tt)*) => {{
+    (to $w:expr; $($arg:tt)*) => {{
         use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-            eprintln!("pixelflow: cannot write to stdout: {e}");
-            std::process::exit(3);
+        if let Err(e) = writeln!($w, $($arg)*) {
+            stdout_failed(e);
         }
     }};
+    ($($arg:tt)*) => { out!(to std::io::stdout().lock(); $($arg)*) };
+}
+
+/// Ends the program after a write to stdout failed: quietly when the reader went away.
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("pixelflow: cannot write to stdout: {e}");
+    std::process::exit(3);
 }
 
 #[derive(Parser)]
@@ -457,38 +464,49 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
             Ok(ExitCode::SUCCESS)
         }
         Command::History(HistoryCommand::Show { execution, json }) => {
+            use std::io::Write as _;
             let app = open(cli.data_dir)?;
-            let record = app
-                .history()
+            let history = app.history();
+            let record = history
                 .execution(&execution)
                 .map_err(Error::from)?
                 .ok_or_else(|| Exit::Invalid(format!("no execution '{execution}'")))?;
-            let events = app.history().events(&record.id).map_err(Error::from)?;
+            // The events are read and printed a page at a time: a 40,000-image batch has over
+            // half a million, and holding them all took 1.2 GB.
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
             if json {
-                let out = json!({ "execution": record, "events": events });
-                out!("{}", serde_json::to_string_pretty(&out).context("serializing")?);
-            } else {
-                out!("execution  {}", record.id);
-                out!("name       {}", record.name);
-                out!("workflow   {} ({})", record.workflow_name, &record.workflow_hash[..record.workflow_hash.len().min(12)]);
-                out!("status     {}", record.status.as_str());
-                out!("started    {}", time(record.started_at_ms));
-                if let Some(stopped) = record.stopped_at_ms {
-                    out!("stopped    {}", time(stopped));
+                let shown = ShownExecution { execution: &record, events: EventList(history.events_iter(&record.id).into()) };
+                if let Err(e) = serde_json::to_writer_pretty(&mut w, &shown) {
+                    match e.io_error_kind() {
+                        Some(kind) => stdout_failed(kind.into()),
+                        None => return Err(Exit::Env(anyhow::anyhow!("reading the history: {e}"))),
+                    }
                 }
-                out!("input      {}", record.input);
+                out!(to w; "");
+            } else {
+                out!(to w; "execution  {}", record.id);
+                out!(to w; "name       {}", record.name);
+                out!(to w; "workflow   {} ({})", record.workflow_name, &record.workflow_hash[..record.workflow_hash.len().min(12)]);
+                out!(to w; "status     {}", record.status.as_str());
+                out!(to w; "started    {}", time(record.started_at_ms));
+                if let Some(stopped) = record.stopped_at_ms {
+                    out!(to w; "stopped    {}", time(stopped));
+                }
+                out!(to w; "input      {}", record.input);
                 if let Some(output) = &record.output {
-                    out!("output     {output}");
+                    out!(to w; "output     {output}");
                 }
                 if let Some(error) = &record.error {
-                    out!("error      {error}");
-                    out!("cause      {}", record.cause.as_deref().unwrap_or(""));
+                    out!(to w; "error      {error}");
+                    out!(to w; "cause      {}", record.cause.as_deref().unwrap_or(""));
                 }
-                out!("events");
-                for e in events {
-                    out!("  {:>5}  {}  {:<28} {}", e.seq, time(e.timestamp_ms), e.kind, e.state.unwrap_or_default());
+                out!(to w; "events");
+                for event in history.events_iter(&record.id) {
+                    let e = event.map_err(Error::from)?;
+                    out!(to w; "  {:>5}  {}  {:<28} {}", e.seq, time(e.timestamp_ms), e.kind, e.state.unwrap_or_default());
                 }
             }
+            w.flush().unwrap_or_else(|e| stdout_failed(e));
             Ok(ExitCode::SUCCESS)
         }
         Command::Task(TaskCommand::Success { token, output }) => {
@@ -799,6 +817,27 @@ fn read_input(path: Option<&Path>) -> Result<Value, Exit> {
 }
 
 /// Formats ms since the epoch as RFC 3339 (UTC, seconds).
+/// `history show --json`: the execution and its events, written as they are read.
+#[derive(serde::Serialize)]
+struct ShownExecution<'a> {
+    execution: &'a pixelflow_history::ExecutionRecord,
+    events: EventList<'a>,
+}
+
+/// Serializes as a JSON array of the events the iterator reads; a read error ends the output.
+struct EventList<'a>(std::cell::RefCell<pixelflow_history::EventsIter<'a>>);
+
+impl serde::Serialize for EventList<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq as _};
+        let mut seq = serializer.serialize_seq(None)?;
+        for event in &mut *self.0.borrow_mut() {
+            seq.serialize_element(&event.map_err(S::Error::custom)?)?;
+        }
+        seq.end()
+    }
+}
+
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

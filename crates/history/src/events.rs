@@ -414,13 +414,17 @@ pub(crate) fn count(conn: &Connection, execution: &str) -> Result<u64> {
     Ok(u64::try_from(next_index(conn, execution)?).unwrap_or(0))
 }
 
-/// `limit` events of an execution from the `offset`-th (0-based), in recording order. Decodes
-/// only the chunks that overlap the page (the index still walks the chunks before it).
+/// `limit` events of an execution from the `offset`-th (0-based), in recording order. Reads
+/// and decodes only the chunks that overlap the page: the first is found through the index
+/// (the chunk that starts at or before `offset`), so a page deep into a batch's 100,000 chunks
+/// does not walk the chunks before it.
 pub(crate) fn page(conn: &Connection, execution: &str, offset: i64, limit: i64) -> Result<Vec<StoredEvent>> {
     let end = offset.saturating_add(limit);
     let mut stmt = conn.prepare_cached(
         "SELECT first, events FROM event_chunks
-         WHERE execution_id = ?1 AND first < ?3 AND first + count > ?2 ORDER BY first",
+         WHERE execution_id = ?1 AND first < ?3 AND first + count > ?2
+           AND first >= coalesce((SELECT max(first) FROM event_chunks WHERE execution_id = ?1 AND first <= ?2), 0)
+         ORDER BY first",
     )?;
     let mut rows = stmt.query(params![execution, offset, end])?;
     let mut out = Vec::new();

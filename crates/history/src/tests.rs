@@ -946,6 +946,26 @@ fn pages_span_chunks() {
 }
 
 #[test]
+fn events_iter_reads_every_event_a_page_at_a_time() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("e1")).unwrap();
+    // Over two pages, with chunk boundaries inside and across them.
+    let n = 2 * crate::EVENTS_ITER_PAGE + 3;
+    for i in 0..n {
+        h.record("e1", ev("TaskStateEntered", &format!("/{i}:A"), json!(i)));
+        if i % 1000 == 999 {
+            h.flush().unwrap();
+        }
+    }
+    h.flush().unwrap();
+    let read: Vec<StoredEvent> = h.events_iter("e1").collect::<Result<_>>().unwrap();
+    assert_eq!(read.len(), n);
+    assert_eq!(read, h.events("e1").unwrap());
+    assert!(h.events_iter("unknown").next().is_none());
+}
+
+#[test]
 fn two_writers_on_one_execution_store_each_event_once() {
     // Two processes that both believe they own an execution (an owner judged dead by its
     // heartbeat while it slept): the second writer's stale view is caught when it inserts.

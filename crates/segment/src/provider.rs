@@ -225,9 +225,12 @@ pub(crate) fn offered_by_loaded_library() -> ort::Result<Vec<String>> {
     }
 }
 
+/// Providers that failed to open, each with its error, in the order they were tried.
+pub(crate) type Failures<E> = Vec<(Provider, E)>;
+
 /// Tries `candidates` in order with `open` until one opens: that one, its value and the
 /// failures of those before it; or every failure when none opens.
-pub(crate) fn first_that_opens<T, E>(candidates: &[Provider], mut open: impl FnMut(Provider) -> Result<T, E>) -> Result<(Provider, T, Vec<(Provider, E)>), Vec<(Provider, E)>> {
+pub(crate) fn first_that_opens<T, E>(candidates: &[Provider], mut open: impl FnMut(Provider) -> Result<T, E>) -> Result<(Provider, T, Failures<E>), Failures<E>> {
     let mut failures = Vec::new();
     for &p in candidates {
         match open(p) {
@@ -321,7 +324,7 @@ mod tests {
         assert_eq!(tried, [Provider::Cuda, Provider::Rocm, Provider::Cpu]);
         assert_eq!(failures, [(Provider::Cuda, "CUDAExecutionProvider has no device".to_string()), (Provider::Rocm, "ROCMExecutionProvider has no device".to_string())]);
 
-        let first = first_that_opens(&[Provider::Cuda, Provider::Cpu], |p| Ok::<_, ()>(p)).unwrap();
+        let first = first_that_opens(&[Provider::Cuda, Provider::Cpu], Ok::<_, ()>).unwrap();
         assert_eq!((first.0, first.2.len()), (Provider::Cuda, 0), "no later candidate is tried once one opens");
         let none = first_that_opens(&[Provider::Cuda], |_| Err::<(), _>("no driver")).unwrap_err();
         assert_eq!(none, [(Provider::Cuda, "no driver")]);
