@@ -19,8 +19,12 @@ fn photos(sb: &Sandbox) -> std::path::PathBuf {
 }
 
 fn run_batch(sb: &Sandbox, dir: &Path, extra: &[&str]) -> (i32, Value) {
+    run_batch_to(sb, dir, "out", extra)
+}
+
+fn run_batch_to(sb: &Sandbox, dir: &Path, out: &str, extra: &[&str]) -> (i32, Value) {
     let workflow = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/thumbnail.asl.json");
-    let out_dir = sb.path().join("out");
+    let out_dir = sb.path().join(out);
     let mut args = vec![
         "run",
         "--json",
@@ -65,7 +69,8 @@ fn a_batch_processes_good_images_reports_bad_ones_and_caches_results() {
     let broken = report["items"].as_array().unwrap().iter().find(|i| i["status"] == "failed").unwrap();
     assert_eq!(broken["error"], "Pixelflow.InvalidImage");
     assert!(!broken["cause"].as_str().unwrap().is_empty());
-    for name in ["large.jpg", "rotated.jpg", "transparent.jpg"] {
+    // Each output in its image's folder, mirrored under --out.
+    for name in ["large.jpg", "nested/rotated.jpg", "transparent.jpg"] {
         assert!(sb.path().join("out").join(name).is_file(), "{name} written");
     }
     assert!(report["bytesOut"].as_u64().unwrap() > 0);
@@ -100,4 +105,86 @@ fn a_batch_with_nothing_to_do_is_a_clear_error() {
     let out = sb.run(&["run", sb.path().join("missing").to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("missing"), "{}", stderr(&out));
+}
+
+/// Each item's path relative to `dir`, with its status.
+fn relative_statuses(report: &Value, dir: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let path = Path::new(i["path"].as_str().unwrap()).strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            (path, i["status"].as_str().unwrap().to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn outputs_mirror_the_input_folders_and_an_output_is_never_overwritten_by_another_image() {
+    let sb = Sandbox::new();
+    let cards = sb.path().join("cards");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    // Two memory cards that both start at DSC_0001, and an edited copy saved as PNG beside
+    // the first card's original: the same stem, so the same output name.
+    for (from, to) in [("large.jpg", "a/DSC_0001.jpg"), ("rotated-6.jpg", "b/DSC_0001.jpg"), ("transparent.png", "a/DSC_0001.png")] {
+        std::fs::create_dir_all(cards.join(to).parent().unwrap()).unwrap();
+        std::fs::copy(data.join(from), cards.join(to)).unwrap();
+    }
+    let (code, report) = run_batch(&sb, &cards, &[]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        relative_statuses(&report, &cards),
+        pairs(&[("a/DSC_0001.jpg", "processed"), ("a/DSC_0001.png", "failed"), ("b/DSC_0001.jpg", "processed")])
+    );
+    let refused = report["items"].as_array().unwrap().iter().find(|i| i["status"] == "failed").unwrap();
+    assert_eq!(refused["error"], "Pixelflow.OutputConflict");
+    let cause = refused["cause"].as_str().unwrap();
+    assert!(cause.contains(&cards.join("a/DSC_0001.jpg").display().to_string()), "{cause}");
+    let (a, b) = (sb.path().join("out/a/DSC_0001.jpg"), sb.path().join("out/b/DSC_0001.jpg"));
+    assert!(a.is_file() && b.is_file());
+    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "each card's image has its own output");
+    // The refusal is in the history, as a failed attempt with the reason.
+    let failed = stdout_json(&sb.run(&["history", "list", "--status", "FAILED", "--json"]));
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    let shown = stdout_json(&sb.run(&["history", "show", failed[0]["id"].as_str().unwrap(), "--json"]));
+    assert!(shown["execution"]["cause"].as_str().unwrap().contains("Pixelflow.OutputConflict"), "{shown}");
+    assert_eq!(shown["execution"]["input"]["path"], cards.join("a/DSC_0001.png").to_str().unwrap());
+
+    // --flat puts every output in one folder: then the second card's DSC_0001 is refused too,
+    // and the first card's output is left as it was.
+    let (code, flat) = run_batch_to(&sb, &cards, "flat", &["--flat"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        relative_statuses(&flat, &cards),
+        pairs(&[("a/DSC_0001.jpg", "processed"), ("a/DSC_0001.png", "failed"), ("b/DSC_0001.jpg", "failed")])
+    );
+    assert_eq!(std::fs::read(sb.path().join("flat/DSC_0001.jpg")).unwrap(), std::fs::read(&a).unwrap());
+    let entries: Vec<_> = std::fs::read_dir(sb.path().join("flat")).unwrap().collect();
+    assert_eq!(entries.len(), 1);
+}
+
+#[test]
+fn a_result_is_made_again_when_its_outputs_are_gone_or_go_to_another_folder() {
+    let sb = Sandbox::new();
+    let dir = photos(&sb);
+    run_batch(&sb, &dir, &[]);
+    // The person deleted one thumbnail to have it made again.
+    std::fs::remove_file(sb.path().join("out/large.jpg")).unwrap();
+    let (_, again) = run_batch(&sb, &dir, &[]);
+    assert_eq!(
+        statuses(&again),
+        pairs(&[("broken.jpg", "failed"), ("large.jpg", "processed"), ("rotated.jpg", "cached"), ("transparent.png", "cached")])
+    );
+    assert!(sb.path().join("out/large.jpg").is_file());
+    // Another output folder gets every output, not "already done".
+    let (_, elsewhere) = run_batch_to(&sb, &dir, "web", &[]);
+    assert_eq!(statuses(&elsewhere).iter().filter(|(_, s)| s == "processed").count(), 3, "{elsewhere}");
+    assert!(sb.path().join("web/nested/rotated.jpg").is_file());
 }

@@ -327,8 +327,19 @@ fn drop_distinct_jpegs(folder: &Path, prefix: &str, n: usize) -> Vec<PathBuf> {
 }
 
 /// Visible files in `dir` (a kill can leave an atomic write's hidden `.pixelflow-*.tmp` behind).
+/// Files in `dir` and the folders under it (outputs mirror the watched folder's subfolders),
+/// hidden ones (temporary files) left out.
 fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.flatten().filter(|e| e.path().is_file() && !e.file_name().to_string_lossy().starts_with('.')).count()).unwrap_or(0)
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => count_files(&e.path()),
+            Ok(t) if t.is_file() => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Every execution of the sandbox, read from the history itself: (input path, status).
@@ -594,7 +605,7 @@ fn polling_serves_a_folder_and_says_so_in_the_status() {
 
     std::fs::copy(data("rotated-6.jpg"), folder.join("sub/polled.jpg")).unwrap();
     wait_until(&sb, "polled.jpg processed", || succeeded(&sb, "polled.jpg") == 1);
-    assert_jpeg(&sb.path().join("out/polled.jpg"));
+    assert_jpeg(&sb.path().join("out/sub/polled.jpg"));
     // A modified file is seen by the poller too.
     std::fs::copy(data("large.jpg"), folder.join("sub/polled.jpg")).unwrap();
     wait_until(&sb, "the modified polled.jpg processed again", || succeeded(&sb, "polled.jpg") == 2);
@@ -639,12 +650,17 @@ fn a_folder_of_photos_moved_into_a_recursive_rule_is_processed() {
 
     let staged = sb.path().join("staged/trip");
     std::fs::create_dir_all(staged.join("day 1")).unwrap();
+    std::fs::create_dir_all(staged.join("day 2")).unwrap();
     std::fs::copy(data("rotated-6.jpg"), staged.join("day 1/a.jpg")).unwrap();
+    // The camera's numbering started again: the same name, another photo.
+    std::fs::copy(data("transparent.png"), staged.join("day 2/a.png")).unwrap();
     std::fs::copy(data("large.jpg"), staged.join("b.jpg")).unwrap();
     std::fs::rename(&staged, folder.join("trip")).unwrap();
-    wait_until(&sb, "both photos of the moved folder processed", || succeeded(&sb, "trip") == 2);
-    assert_jpeg(&sb.path().join("out/a.jpg"));
-    assert_jpeg(&sb.path().join("out/b.jpg"));
+    wait_until(&sb, "the photos of the moved folder processed", || succeeded(&sb, "trip") == 3);
+    // Each output in its photo's folder, mirrored under the output folder.
+    assert_jpeg(&sb.path().join("out/trip/day 1/a.jpg"));
+    assert_jpeg(&sb.path().join("out/trip/day 2/a.jpg"));
+    assert_jpeg(&sb.path().join("out/trip/b.jpg"));
     stop_service(service);
 }
 

@@ -93,9 +93,14 @@ struct RunArgs {
     /// The workflow (default: the bundled reference pipeline).
     #[arg(long)]
     workflow: Option<PathBuf>,
-    /// Where outputs go (default: `output/` in the data dir).
+    /// Where outputs go (default: `output/` in the data dir). Each image's outputs go to the
+    /// folder it was found in, relative to the folder given, mirrored under this one.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Every output directly in --out, not in mirrored folders. Images whose outputs would
+    /// take the same names (same file name, in different folders) are refused, not overwritten.
+    #[arg(long)]
+    flat: bool,
     /// Images processed at once (default: the number of cores).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
@@ -404,7 +409,7 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
                 return Err(Exit::Invalid("no images found in the inputs given".to_string()));
             }
             let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let opts = BatchOptions { jobs, force: args.force, out: args.out.unwrap_or_else(|| app.data().output_dir()) };
+            let opts = BatchOptions { jobs, force: args.force, out: args.out.unwrap_or_else(|| app.data().output_dir()), flat: args.flat };
             let bar = Arc::new(ProgressBar::new());
             let report = batch::run(&app, &workflow, inputs, &opts, bar.clone(), cancel)?;
             bar.finish();

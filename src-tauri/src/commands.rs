@@ -124,13 +124,13 @@ pub async fn start_run<R: Runtime>(
         }
     }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let opts = BatchOptions { jobs, force: force.unwrap_or(false), out };
+    let opts = BatchOptions { jobs, force: force.unwrap_or(false), out, flat: false };
     let run_id = format!("run-{}", state.next_run.fetch_add(1, Ordering::Relaxed));
     let cancel = CancelToken::new();
     state.runs.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id.clone(), cancel.clone());
     let started = RunStarted {
         run_id: run_id.clone(),
-        inputs: inputs.iter().map(|p| InputFile { bytes: std::fs::metadata(p).map_or(0, |m| m.len()), path: p.clone() }).collect(),
+        inputs: inputs.iter().map(|i| InputFile { bytes: std::fs::metadata(&i.path).map_or(0, |m| m.len()), path: i.path.clone() }).collect(),
     };
     std::thread::spawn(move || {
         let sink = move |m: RunMessage| {

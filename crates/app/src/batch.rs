@@ -4,11 +4,18 @@
 //! The user's workflow becomes the item processor of a generated Map state
 //! (`MaxConcurrency` = jobs, every failure tolerated, so one bad image never stops the batch).
 //! Each image's content hash (blake3, memoised by path, size and mtime) is looked up in the
-//! results cache first: content already processed by the same workflow is not processed again
-//! unless forced. Each finished item is cached the moment it finishes, so a batch stopped by
+//! results cache first: content already processed by the same workflow, whose outputs are
+//! still in this batch's output folder, is not processed again unless forced. Each finished item is cached the moment it finishes, so a batch stopped by
 //! Ctrl-C continues where it stopped when run again.
+//!
+//! Outputs mirror the folders the images were found in (`photos/2024/a.jpg` given as
+//! `photos` goes to `out/2024/`), as rclone and XnConvert's "keep folder structure" do: a
+//! photographer's card dumps reuse names (`DSC_0001.JPG` in every folder), and a flat output
+//! folder silently kept only the last image of each name. Images whose outputs would still
+//! take the same names (`a.png` and `a.jpg` side by side, or `--flat`) are refused with the
+//! reason, never overwritten.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +42,20 @@ pub struct BatchOptions {
     /// Process again content the cache says is done.
     pub force: bool,
     pub out: PathBuf,
+    /// Every output directly in `out`, instead of in the input's folder mirrored under it.
+    pub flat: bool,
+}
+
+/// The error of an image refused because its outputs would replace another image's.
+pub const OUTPUT_CONFLICT: &str = "Pixelflow.OutputConflict";
+
+/// An image a batch runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchInput {
+    pub path: PathBuf,
+    /// The folder it is in, relative to the folder it was found under (empty for a file given
+    /// by name): where its outputs go under the output folder.
+    pub subfolder: PathBuf,
 }
 
 /// What happened to one image.
@@ -87,13 +108,14 @@ pub trait Progress: Send + Sync {
 }
 
 /// The files a batch runs on: files as given, folders searched recursively for images
-/// (hidden files and folders skipped), sorted and without duplicates.
-pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = BTreeSet::new();
+/// (hidden files and folders skipped), sorted and without duplicates. A file found twice (a
+/// folder and a folder inside it both given) keeps the place of the first it was found under.
+pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<BatchInput>> {
+    let mut files = BTreeMap::new();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_file() {
-            files.insert(absolute(p));
+            files.entry(absolute(p)).or_insert_with(PathBuf::new);
             continue;
         }
         let walker = walkdir::WalkDir::new(p).follow_links(true).into_iter().filter_entry(|e| e.depth() == 0 || !is_hidden(e.path()));
@@ -107,11 +129,25 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 }
             };
             if entry.file_type().is_file() && has_image_extension(entry.path()) {
-                files.insert(absolute(entry.path()));
+                let subfolder = entry.path().parent().and_then(|d| d.strip_prefix(p).ok()).map(Path::to_path_buf).unwrap_or_default();
+                files.entry(absolute(entry.path())).or_insert(subfolder);
             }
         }
     }
-    Ok(files.into_iter().collect())
+    Ok(files.into_iter().map(|(path, subfolder)| BatchInput { path, subfolder }).collect())
+}
+
+/// Where the outputs of an image in `subfolder` (relative to the folder it was found under) go:
+/// the same place under `out`. Only plain folder names are followed, so the result is always
+/// inside `out`.
+pub fn mirrored_output_dir(out: &Path, subfolder: &Path) -> PathBuf {
+    let mut dir = out.to_path_buf();
+    for part in subfolder.components() {
+        if let std::path::Component::Normal(name) = part {
+            dir.push(name);
+        }
+    }
+    dir
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -166,6 +202,40 @@ fn hash_inputs(app: &App, paths: Vec<PathBuf>, jobs: usize) -> Result<Vec<Input>
 /// The name of the generated Map state; its items' events are what progress counts.
 const BATCH_STATE: &str = "PixelflowBatch";
 
+/// For each image whose outputs would take the names of another's, the index of that other:
+/// same output folder and same file stem, which output names are made from
+/// (`{stem}-{variant}.{ext}`). `order` is the indexes in order of precedence: the first of
+/// each name keeps it. Names differing only in case collide where the file system ignores case.
+fn output_conflicts(order: impl Iterator<Item = usize>, paths: &[&Path], dirs: &[PathBuf]) -> HashMap<usize, usize> {
+    let mut owners: HashMap<(&Path, String), usize> = HashMap::new();
+    let mut conflicts = HashMap::new();
+    for i in order {
+        let mut stem = pixelflow_imaging::naming::stem_of(paths[i]);
+        if cfg!(any(target_os = "macos", target_os = "windows")) {
+            stem = stem.to_lowercase();
+        }
+        match owners.entry((dirs[i].as_path(), stem)) {
+            std::collections::hash_map::Entry::Occupied(owner) => {
+                conflicts.insert(i, *owner.get());
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+            }
+        }
+    }
+    conflicts
+}
+
+/// Whether any state of the definition reads or sets `outputDir` (a parameter of the steps
+/// that write files): a workflow that writes nothing has no output names to collide.
+fn writes_outputs(definition: &Value) -> bool {
+    match definition {
+        Value::Object(map) => map.iter().any(|(k, v)| k == "outputDir" || k == "outputDir.$" || writes_outputs(v)),
+        Value::Array(items) => items.iter().any(writes_outputs),
+        _ => false,
+    }
+}
+
 /// Wraps a workflow's states as the item processor of a Map over `$.items`.
 fn batch_definition(workflow: &Workflow, jobs: usize) -> Result<String> {
     let mut inner: Value = serde_json::from_str(&workflow.text).map_err(|e| Error::invalid("", e.to_string()))?;
@@ -184,7 +254,7 @@ fn batch_definition(workflow: &Workflow, jobs: usize) -> Result<String> {
                 "ItemsPath": "$.items",
                 "MaxConcurrency": jobs,
                 "ToleratedFailurePercentage": 100,
-                "ItemSelector": { "path.$": "$$.Map.Item.Value", "outputDir.$": "$.outputDir" },
+                "ItemSelector": { "path.$": "$$.Map.Item.Value.path", "outputDir.$": "$$.Map.Item.Value.outputDir" },
                 "ItemProcessor": inner,
                 "End": true
             }
@@ -193,37 +263,68 @@ fn batch_definition(workflow: &Workflow, jobs: usize) -> Result<String> {
     Ok(serde_json::to_string_pretty(&def).unwrap_or_default())
 }
 
-/// Runs `workflow` over `paths`.
+/// Runs `workflow` over `inputs`.
 pub fn run(
     app: &App,
     workflow: &Workflow,
-    paths: Vec<PathBuf>,
+    inputs: Vec<BatchInput>,
     opts: &BatchOptions,
     progress: Arc<dyn Progress>,
     cancel: &CancelToken,
 ) -> Result<BatchReport> {
     let started = Instant::now();
-    std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
-    // Half-written outputs of a process killed mid-write: never results, only clutter.
-    pixelflow_imaging::util::sweep_stale_temp_files(&opts.out, pixelflow_imaging::util::STALE_TEMP_AGE);
+    // Absolute: the outputs' paths are recorded in the history, and read from elsewhere.
+    let out = absolute(&opts.out);
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let jobs = opts.jobs.max(1);
-    let inputs = hash_inputs(app, paths, jobs)?;
+    let out_dirs: Vec<PathBuf> = inputs.iter().map(|i| if opts.flat { out.clone() } else { mirrored_output_dir(&out, &i.subfolder) }).collect();
+    // Half-written outputs of a process killed mid-write: never results, only clutter.
+    for dir in out_dirs.iter().chain([&out]).collect::<BTreeSet<_>>() {
+        pixelflow_imaging::util::sweep_stale_temp_files(dir, pixelflow_imaging::util::STALE_TEMP_AGE);
+    }
+    let inputs = hash_inputs(app, inputs.into_iter().map(|i| i.path).collect(), jobs)?;
 
     let mut items: Vec<ItemReport> = Vec::with_capacity(inputs.len());
-    let mut to_run: Vec<usize> = Vec::new();
+    let mut runnable: Vec<usize> = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         let cached = match (&input.hash, opts.force) {
             (Some(hash), false) => app.history().cached_result(hash, &workflow.hash)?,
             _ => None,
-        };
+        }
+        .filter(|c| cached_outputs_present(&c.output, &input.path, &out_dirs[i]));
         let outcome = match cached {
             Some(c) => ItemOutcome::Cached { output: c.output, execution_id: c.execution_id },
             None => {
-                to_run.push(i);
+                runnable.push(i);
                 ItemOutcome::Pending
             }
         };
         items.push(ItemReport { path: input.path.clone(), bytes: input.bytes, outcome });
+    }
+    // Images already done own their output names; then the rest in path order.
+    let conflicts = if serde_json::from_str(&workflow.text).map_or(true, |d: Value| writes_outputs(&d)) {
+        let paths: Vec<&Path> = inputs.iter().map(|i| i.path.as_path()).collect();
+        let done = (0..inputs.len()).filter(|i| matches!(items[*i].outcome, ItemOutcome::Cached { .. }));
+        output_conflicts(done.chain(runnable.iter().copied()), &paths, &out_dirs)
+    } else {
+        HashMap::new()
+    };
+    let mut to_run = Vec::with_capacity(runnable.len());
+    for i in runnable {
+        let Some(&owner) = conflicts.get(&i) else {
+            to_run.push(i);
+            continue;
+        };
+        let cause = format!(
+            "its outputs would replace those of {}, which has the same name and writes to the same folder {}; rename one of them{}",
+            inputs[owner].path.display(),
+            out_dirs[i].display(),
+            if opts.flat { ", or run without --flat" } else { "" },
+        );
+        // In the history too, as an attempt refused before it ran.
+        let input = json!({ "path": inputs[i].path, "outputDir": out_dirs[i] });
+        execution::reject(app, &workflow.name, &workflow.text, input, &format!("{OUTPUT_CONFLICT}: {cause}"))?;
+        items[i].outcome = ItemOutcome::Failed { error: OUTPUT_CONFLICT.to_string(), cause };
     }
     progress.start(to_run.len(), items.len() - to_run.len());
 
@@ -231,8 +332,8 @@ pub fn run(
     let mut interrupted = false;
     if !to_run.is_empty() {
         let batch = Workflow::from_text(&workflow.name, &batch_definition(workflow, jobs)?, app.steps()).map_err(Error::Invalid)?;
-        let run_paths: Vec<&Path> = to_run.iter().map(|&i| inputs[i].path.as_path()).collect();
-        let input = json!({ "items": run_paths, "outputDir": opts.out });
+        let run_items: Vec<Value> = to_run.iter().map(|&i| json!({ "path": inputs[i].path, "outputDir": out_dirs[i] })).collect();
+        let input = json!({ "items": run_items, "outputDir": out });
         let observer = Arc::new(BatchObserver {
             inner: app.journal(),
             app: app.clone(),
@@ -276,7 +377,7 @@ pub fn run(
         }
     }
     let bytes_in = items.iter().map(|i| i.bytes).sum();
-    let bytes_out = output_bytes(&items, &opts.out);
+    let bytes_out = output_bytes(&items, &out);
     Ok(BatchReport { execution_id, items, bytes_in, bytes_out, elapsed: started.elapsed(), interrupted })
 }
 
@@ -291,28 +392,41 @@ fn item_outcome(out: Value) -> ItemOutcome {
     }
 }
 
-/// Sums the sizes of distinct files inside `out` that the outputs name.
-fn output_bytes(items: &[ItemReport], out: &Path) -> u64 {
-    fn paths<'a>(v: &'a Value, acc: &mut Vec<&'a str>) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    match (k.as_str(), v) {
-                        ("path", Value::String(s)) => acc.push(s),
-                        _ => paths(v, acc),
-                    }
+/// Every `"path"` string of a workflow's output: the files it names.
+fn output_paths<'a>(v: &'a Value, acc: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("path", Value::String(s)) => acc.push(s),
+                    _ => output_paths(v, acc),
                 }
             }
-            Value::Array(items) => items.iter().for_each(|i| paths(i, acc)),
-            _ => {}
         }
+        Value::Array(items) => items.iter().for_each(|i| output_paths(i, acc)),
+        _ => {}
     }
+}
+
+/// Whether an earlier result of `input` still stands for a batch writing to `out_dir`: every
+/// file its output names (the input aside) is still there, and it wrote into `out_dir`. A
+/// result whose files were deleted, or that went to another output folder, is made again,
+/// instead of reporting "already done" for outputs the person cannot find.
+fn cached_outputs_present(output: &Value, input: &Path, out_dir: &Path) -> bool {
+    let mut named = Vec::new();
+    output_paths(output, &mut named);
+    let files: Vec<&Path> = named.into_iter().map(Path::new).filter(|p| *p != input).collect();
+    files.is_empty() || (files.iter().all(|p| p.is_file()) && files.iter().any(|p| p.parent() == Some(out_dir)))
+}
+
+/// Sums the sizes of distinct files inside `out` that the outputs name.
+fn output_bytes(items: &[ItemReport], out: &Path) -> u64 {
     let out = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
     let mut seen = BTreeSet::new();
     for item in items {
         if let ItemOutcome::Processed { output } | ItemOutcome::Cached { output, .. } = &item.outcome {
             let mut acc = Vec::new();
-            paths(output, &mut acc);
+            output_paths(output, &mut acc);
             for p in acc {
                 if let Ok(real) = std::fs::canonicalize(p) {
                     if real.starts_with(&out) {
@@ -437,8 +551,63 @@ mod tests {
             std::fs::write(d.join(f), b"x").unwrap();
         }
         let got = collect_inputs(&[d.to_path_buf(), d.join("notes.txt")]).unwrap();
-        let names: Vec<String> = got.iter().map(|p| p.strip_prefix(d).unwrap().to_string_lossy().into_owned()).collect();
+        let names: Vec<String> = got.iter().map(|i| i.path.strip_prefix(d).unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["a.jpg", "b.PNG", "notes.txt", "sub/c.webp"]);
+        let subfolders: Vec<&Path> = got.iter().map(|i| i.subfolder.as_path()).collect();
+        assert_eq!(subfolders, [Path::new(""), Path::new(""), Path::new(""), Path::new("sub")]);
         assert!(collect_inputs(&[d.join("missing")]).is_err());
+    }
+
+    #[test]
+    fn a_file_keeps_its_place_under_the_first_folder_it_was_found_under() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("2024/05")).unwrap();
+        std::fs::write(d.join("2024/05/a.jpg"), b"x").unwrap();
+        let found = |roots: &[PathBuf]| collect_inputs(roots).unwrap().into_iter().map(|i| i.subfolder).collect::<Vec<_>>();
+        assert_eq!(found(&[d.to_path_buf(), d.join("2024")]), [PathBuf::from("2024/05")]);
+        assert_eq!(found(&[d.join("2024"), d.to_path_buf()]), [PathBuf::from("05")]);
+        assert_eq!(found(&[d.join("2024/05/a.jpg"), d.to_path_buf()]), [PathBuf::new()]);
+    }
+
+    #[test]
+    fn mirrored_output_folders_stay_inside_the_output_folder() {
+        let out = Path::new("/out");
+        assert_eq!(mirrored_output_dir(out, Path::new("")), Path::new("/out"));
+        assert_eq!(mirrored_output_dir(out, Path::new("2024/05")), Path::new("/out/2024/05"));
+        assert_eq!(mirrored_output_dir(out, Path::new("../../etc")), Path::new("/out/etc"));
+        assert_eq!(mirrored_output_dir(out, Path::new("/abs/x")), Path::new("/out/abs/x"));
+    }
+
+    #[test]
+    fn outputs_with_the_same_name_in_the_same_folder_conflict_and_the_first_keeps_it() {
+        let paths = [Path::new("/a/IMG.png"), Path::new("/a/IMG.jpg"), Path::new("/b/IMG.jpg"), Path::new("/a/other.jpg")];
+        let mirrored = [PathBuf::from("/o/a"), PathBuf::from("/o/a"), PathBuf::from("/o/b"), PathBuf::from("/o/a")];
+        // Mirrored: only the two of folder a named IMG collide; in order 1 first, 0 is refused.
+        assert_eq!(output_conflicts([1, 0, 2, 3].into_iter(), &paths, &mirrored), HashMap::from([(0, 1)]));
+        let flat = [PathBuf::from("/o"), PathBuf::from("/o"), PathBuf::from("/o"), PathBuf::from("/o")];
+        assert_eq!(output_conflicts(0..4, &paths, &flat), HashMap::from([(1, 0), (2, 0)]));
+    }
+
+    #[test]
+    fn a_cached_result_stands_while_its_files_are_in_the_output_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out) = (dir.path().join("a.png"), dir.path().join("out"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(&input, b"x").unwrap();
+        std::fs::write(out.join("a.jpg"), b"x").unwrap();
+        let output = json!({"path": input, "resized": {"variants": [{"path": out.join("a.jpg")}]}});
+        assert!(cached_outputs_present(&output, &input, &out));
+        assert!(!cached_outputs_present(&output, &input, &dir.path().join("elsewhere")), "another output folder");
+        assert!(cached_outputs_present(&json!({"path": input, "validation": {"isValid": true}}), &input, &out), "writes nothing");
+        std::fs::remove_file(out.join("a.jpg")).unwrap();
+        assert!(!cached_outputs_present(&output, &input, &out), "deleted");
+    }
+
+    #[test]
+    fn workflows_that_write_outputs_are_told_by_their_output_dir() {
+        assert!(writes_outputs(&json!({"States": {"R": {"Parameters": {"outputDir.$": "$.outputDir"}}}})));
+        assert!(writes_outputs(&json!({"States": {"M": {"ItemProcessor": {"States": {"R": {"Parameters": {"outputDir": "/o"}}}}}}})));
+        assert!(!writes_outputs(&json!({"States": {"V": {"Parameters": {"path.$": "$.path"}}}})));
     }
 }

@@ -17,7 +17,7 @@ use pixelflow_sync::{Overwrite, StoreOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::batch::{self, BatchOptions, ItemReport};
+use crate::batch::{self, BatchInput, BatchOptions, ItemReport};
 use crate::error::{Error, Result};
 use crate::export::{self, ExportOptions, ExportProgress, ExportReport};
 use crate::workflow::{Workflow, BUNDLED, MAX_DEFINITION_BYTES};
@@ -165,7 +165,7 @@ impl batch::Progress for ThrottledProgress {
 pub fn run_batch(
     app: &App,
     workflow: &Workflow,
-    paths: Vec<PathBuf>,
+    inputs: Vec<BatchInput>,
     opts: &BatchOptions,
     sink: impl Fn(RunMessage) + Send + Sync + 'static,
     cancel: &CancelToken,
@@ -179,7 +179,7 @@ pub fn run_batch(
                 progress.tick_at(Instant::now());
             }
         });
-        let result = batch::run(app, workflow, paths, opts, progress.clone(), cancel);
+        let result = batch::run(app, workflow, inputs, opts, progress.clone(), cancel);
         done.store(true, Ordering::Release);
         result
     });
@@ -223,8 +223,9 @@ pub struct ImageFiles {
 /// The most image pairs [`execution_files`] returns for one execution.
 pub const MAX_IMAGE_PAIRS: usize = 1000;
 
-/// The images an execution read (`{"path"}` input, or a batch's `{"items": [...]}`) and the
-/// files its output names (`"path"` fields), paired by item for a batch.
+/// The images an execution read (`{"path"}` input, or a batch's `{"items": [...]}`, each a
+/// `{"path", "outputDir"}` or, from before outputs mirrored folders, a path) and the files its
+/// output names (`"path"` fields), paired by item for a batch.
 pub fn execution_files(record: &ExecutionRecord) -> Vec<ImageFiles> {
     let output = record.output.as_ref().unwrap_or(&Value::Null);
     let mut pairs = Vec::new();
@@ -232,7 +233,7 @@ pub fn execution_files(record: &ExecutionRecord) -> Vec<ImageFiles> {
         pairs.push(image_files(path, output));
     } else if let Some(items) = record.input.get("items").and_then(Value::as_array) {
         for (i, item) in items.iter().take(MAX_IMAGE_PAIRS).enumerate() {
-            if let Some(path) = item.as_str() {
+            if let Some(path) = item.as_str().or_else(|| item.get("path").and_then(Value::as_str)) {
                 pairs.push(image_files(path, output.get(i).unwrap_or(&Value::Null)));
             }
         }
@@ -692,12 +693,16 @@ mod tests {
         assert_eq!(files[0].input, FileInfo { path: i.into(), bytes: Some(1000) });
         assert_eq!(files[0].outputs, vec![FileInfo { path: o.into(), bytes: Some(400) }]);
 
-        let batch = record(json!({"items": [i, "/gone.png"]}), Some(json!([{"path": o}, {"Error": "E", "Cause": "c"}])));
-        let files = execution_files(&batch);
-        assert_eq!(files.len(), 2);
-        assert_eq!(files[0].outputs.len(), 1);
-        assert_eq!(files[1].input.bytes, None);
-        assert!(files[1].outputs.is_empty());
+        // A batch's items as recorded now, and as recorded before outputs mirrored folders.
+        for items in [json!([{"path": i, "outputDir": "/o"}, {"path": "/gone.png", "outputDir": "/o"}]), json!([i, "/gone.png"])] {
+            let batch = record(json!({ "items": items }), Some(json!([{"path": o}, {"Error": "E", "Cause": "c"}])));
+            let files = execution_files(&batch);
+            assert_eq!(files.len(), 2);
+            assert_eq!(files[0].input, FileInfo { path: i.into(), bytes: Some(1000) });
+            assert_eq!(files[0].outputs.len(), 1);
+            assert_eq!(files[1].input.bytes, None);
+            assert!(files[1].outputs.is_empty());
+        }
     }
 
     #[test]
@@ -763,9 +768,13 @@ mod tests {
         let inputs = |name: &str| {
             let folder = dir.path().join(name);
             std::fs::create_dir_all(&folder).unwrap();
-            (0..4).map(|i| folder.join(format!("{i}.png"))).inspect(|p| std::fs::write(p, name).unwrap()).collect::<Vec<_>>()
+            (0..4)
+                .map(|i| folder.join(format!("{i}.png")))
+                .inspect(|p| std::fs::write(p, name).unwrap())
+                .map(|path| BatchInput { path, subfolder: PathBuf::new() })
+                .collect::<Vec<_>>()
         };
-        let opts = BatchOptions { jobs: 1, force: true, out: dir.path().join("out") };
+        let opts = BatchOptions { jobs: 1, force: true, out: dir.path().join("out"), flat: false };
         let run = |name: &str| {
             let (got, sink) = collecting();
             let report = run_batch(&app, &workflow, inputs(name), &opts, sink, &CancelToken::new()).unwrap();

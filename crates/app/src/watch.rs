@@ -35,6 +35,7 @@ use pixelflow_engine::CancelToken;
 use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, WatchRule, WatchStatus};
 use serde_json::{json, Value};
 
+use crate::batch;
 use crate::error::{Error, Result};
 use crate::execution::{self, Finished};
 use crate::hashing;
@@ -959,7 +960,9 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
 /// One execution of the rule's workflow on `path`, and its bookkeeping: the results cache
 /// (when the content `hash` is known), the counters, moving the original.
 fn run_workflow(app: &App, rule: &Active, shared: &Shared, path: &Path, hash: Option<String>, cancel: &CancelToken) -> Result<()> {
-    let input = json!({ "path": path, "outputDir": rule.out });
+    // A recursive rule's subfolders are mirrored under the output folder, as a batch's are.
+    let subfolder = path.parent().and_then(|d| d.strip_prefix(&rule.folder).ok()).unwrap_or(Path::new(""));
+    let input = json!({ "path": path, "outputDir": batch::mirrored_output_dir(&rule.out, subfolder) });
     let result = execution::start(app, &rule.workflow, input, None, cancel)?;
     match result.finished {
         Finished::Succeeded(output) => {
