@@ -114,6 +114,30 @@ fn bad_input_and_missing_files_are_clear_errors() {
 }
 
 #[test]
+fn history_prune_deletes_what_ended_before_the_time_given() {
+    let sb = Sandbox::new();
+    let def = sb.json("def.json", &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}));
+    let input = sb.json("in.json", &json!({}));
+    for _ in 0..2 {
+        let out = sb.run(&["workflow", "run", def.to_str().unwrap(), "--input", input.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let out = sb.run(&["history", "prune", "--before", "2000-01-01"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("deleted 0 execution(s)"));
+    assert_eq!(stdout_json(&sb.run(&["history", "list", "--json"])).as_array().unwrap().len(), 2);
+
+    let out = sb.run(&["history", "prune", "--before", "2999-01-01"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("deleted 2 execution(s)"));
+    assert!(stdout_json(&sb.run(&["history", "list", "--json"])).as_array().unwrap().is_empty());
+
+    let out = sb.run(&["history", "prune", "--before", "last tuesday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("last tuesday"), "{}", stderr(&out));
+}
+
+#[test]
 fn stdin_input_and_validate_ok() {
     let sb = Sandbox::new();
     let def = sb.json("def.json", &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "OutputPath": "$.x", "End": true}}}));

@@ -261,6 +261,14 @@ enum HistoryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete the executions that ended before a time, with their events. Running and waiting
+    /// executions stay, and so does the results cache (images already done are not done again).
+    /// The database reuses the space for what comes next; the file does not shrink.
+    Prune {
+        /// RFC 3339, a date (2026-09-01), or ms since the epoch.
+        #[arg(long, value_name = "TIME")]
+        before: String,
+    },
 }
 
 #[derive(Args)]
@@ -512,6 +520,13 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
                 }
             }
             w.flush().unwrap_or_else(|e| stdout_failed(e));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::History(HistoryCommand::Prune { before }) => {
+            let before_ms = pixelflow_history::parse_time(&before).map_err(|e| Exit::Invalid(e.to_string()))?;
+            let app = open(cli.data_dir)?;
+            let deleted = app.history().prune(before_ms).map_err(Error::from)?;
+            out!("deleted {deleted} execution(s) that ended before {}", time(before_ms));
             Ok(ExitCode::SUCCESS)
         }
         Command::Task(TaskCommand::Success { token, output }) => {

@@ -333,6 +333,32 @@ fn map_insert_error(id: &str, e: rusqlite::Error) -> Error {
 }
 
 /// Inserts a RUNNING execution; `input` is its input as JSON text (`new.input` is not read).
+/// Closed executions deleted per transaction by [`prune_some`]: a batch's execution has some
+/// 100,000 event chunks, so a few at a time keep the writer's other jobs from waiting long.
+const PRUNE_BATCH: i64 = 20;
+
+/// Deletes up to [`PRUNE_BATCH`] executions that ended before `before_ms`, with what is stored
+/// under them (events, checkpoints, task tokens, Map counts: their foreign keys cascade).
+/// RUNNING executions, paused ones waiting for a token included, are never deleted; the
+/// results cache and the upload log name executions without depending on them, and stay.
+/// Returns how many were deleted.
+pub(crate) fn prune_some(conn: &Connection, before_ms: i64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM executions WHERE id IN (SELECT id FROM executions
+             WHERE status <> 'RUNNING' AND coalesce(stopped_at, started_at) < ?1 LIMIT ?2)",
+        )?
+        .execute(params![before_ms, PRUNE_BATCH])?)
+}
+
+/// Deletes the stored definitions that no execution uses any more.
+pub(crate) fn drop_unused_definitions(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM definitions WHERE hash NOT IN (SELECT definition_hash FROM executions WHERE definition_hash IS NOT NULL)",
+        [],
+    )?)
+}
+
 pub(crate) fn insert_running(conn: &Connection, new: &NewExecution, input: &str, owner: ProcessIdentity, now: i64) -> Result<()> {
     let definition = store_definition(conn, &new.definition)?;
     conn.prepare_cached(

@@ -301,6 +301,25 @@ impl History {
         })
     }
 
+    /// Deletes the executions that ended before `before_ms` (see [`executions::prune_some`] for
+    /// what goes and what stays), a few per transaction so that recording goes on meanwhile.
+    /// SQLite reuses the freed pages for what is recorded next; the file does not shrink.
+    /// Returns how many were deleted.
+    pub fn prune(&self, before_ms: i64) -> Result<u64> {
+        let mut deleted = 0;
+        loop {
+            let n = self.inner.writer.call(Scope::Nothing, move |c| executions::prune_some(c, before_ms))?;
+            if n == 0 {
+                break;
+            }
+            deleted += n as u64;
+        }
+        if deleted > 0 {
+            self.inner.writer.call(Scope::Nothing, executions::drop_unused_definitions)?;
+        }
+        Ok(deleted)
+    }
+
     /// Executions matching `filter`, newest first.
     pub fn list_executions(&self, filter: &ExecutionFilter) -> Result<Vec<ExecutionSummary>> {
         self.read(|c| executions::list(c, filter))

@@ -946,6 +946,45 @@ fn pages_span_chunks() {
 }
 
 #[test]
+fn prune_deletes_closed_executions_and_what_is_stored_under_them_only() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    for id in ["old-done", "old-running", "recent-done"] {
+        h.create_execution(&new_exec(id)).unwrap();
+        h.record(id, ev("TaskStateEntered", "/0:A", json!({"n": 1})));
+        h.save_checkpoint(id, "/0:A", &Checkpoint::Succeeded(json!({}))).unwrap();
+    }
+    for id in ["old-done", "recent-done"] {
+        h.finish_execution(id, &Outcome::Succeeded(json!({}))).unwrap();
+    }
+    let result = CachedResult { path: "/a.jpg".into(), output: json!({}), execution_id: "old-done".into(), finished_at_ms: 1 };
+    h.store_result("hash", "workflow", &result).unwrap();
+    // The old ones started and ended in 2020.
+    let old = parse_time("2020-01-01").unwrap();
+    raw(&path).execute("UPDATE executions SET started_at = ?1, stopped_at = CASE WHEN stopped_at IS NULL THEN NULL ELSE ?1 END WHERE id LIKE 'old-%'", [old]).unwrap();
+
+    assert_eq!(h.prune(parse_time("2021-01-01").unwrap()).unwrap(), 1);
+    assert!(h.execution("old-done").unwrap().is_none());
+    let conn = raw(&path);
+    for table in ["event_chunks", "checkpoints"] {
+        let left: i64 = conn.query_row(&format!("SELECT count(*) FROM {table} WHERE execution_id = 'old-done'"), [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0, "{table}");
+    }
+    // A running execution is never pruned, however old; nor is one that ended after the bound.
+    assert_eq!(h.events("old-running").unwrap().len(), 1);
+    assert_eq!(h.events("recent-done").unwrap().len(), 1);
+    assert!(h.checkpoint("old-running", "/0:A").unwrap().is_some());
+    // The results cache stays: it is what keeps images from being processed again.
+    assert!(h.cached_result("hash", "workflow").unwrap().is_some());
+    // Their definition is still used by the others; with every execution gone, it goes too.
+    h.finish_execution("old-running", &Outcome::Succeeded(json!({}))).unwrap();
+    assert_eq!(h.prune(i64::MAX).unwrap(), 2);
+    let definitions: i64 = conn.query_row("SELECT count(*) FROM definitions", [], |r| r.get(0)).unwrap();
+    assert_eq!(definitions, 0);
+    assert_eq!(h.prune(i64::MAX).unwrap(), 0);
+}
+
+#[test]
 fn events_iter_reads_every_event_a_page_at_a_time() {
     let (_dir, path) = temp();
     let h = History::open(&path).unwrap();
