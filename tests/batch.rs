@@ -188,3 +188,21 @@ fn a_result_is_made_again_when_its_outputs_are_gone_or_go_to_another_folder() {
     assert_eq!(statuses(&elsewhere).iter().filter(|(_, s)| s == "processed").count(), 3, "{elsewhere}");
     assert!(sb.path().join("web/nested/rotated.jpg").is_file());
 }
+
+#[test]
+fn copies_of_an_image_stay_done_run_after_run() {
+    // The results cache is keyed by content: a copy in another folder is the same work.
+    let sb = Sandbox::new();
+    let dir = sb.path().join("photos");
+    std::fs::create_dir_all(dir.join("album")).unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    std::fs::copy(data.join("large.jpg"), dir.join("large.jpg")).unwrap();
+    std::fs::copy(data.join("large.jpg"), dir.join("album/large copy.jpg")).unwrap();
+    let (code, first) = run_batch(&sb, &dir, &[]);
+    assert_eq!(code, 0, "{first}");
+    for _ in 0..2 {
+        let (code, again) = run_batch(&sb, &dir, &[]);
+        assert_eq!(code, 0);
+        assert_eq!(relative_statuses(&again, &dir), pairs(&[("album/large copy.jpg", "cached"), ("large.jpg", "cached")]));
+    }
+}

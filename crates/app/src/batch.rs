@@ -291,7 +291,7 @@ pub fn run(
             (Some(hash), false) => app.history().cached_result(hash, &workflow.hash)?,
             _ => None,
         }
-        .filter(|c| cached_outputs_present(&c.output, &input.path, &out_dirs[i]));
+        .filter(|c| cached_result_stands(c, &input.path, &out_dirs[i]));
         let outcome = match cached {
             Some(c) => ItemOutcome::Cached { output: c.output, execution_id: c.execution_id },
             None => {
@@ -408,15 +408,19 @@ fn output_paths<'a>(v: &'a Value, acc: &mut Vec<&'a str>) {
     }
 }
 
-/// Whether an earlier result of `input` still stands for a batch writing to `out_dir`: every
-/// file its output names (the input aside) is still there, and it wrote into `out_dir`. A
-/// result whose files were deleted, or that went to another output folder, is made again,
-/// instead of reporting "already done" for outputs the person cannot find.
-fn cached_outputs_present(output: &Value, input: &Path, out_dir: &Path) -> bool {
+/// Whether an earlier result still stands for `input` in a batch writing its outputs to
+/// `out_dir`: every file the result names (its input aside) is still there, and, when the
+/// result was made from this very file, it wrote into `out_dir`. A result whose files were
+/// deleted, or that went to another output folder, is made again instead of being reported
+/// "already done" for outputs the person cannot find. A result made from a copy of the file
+/// (the same content at another path) stands for it wherever it wrote: content is processed
+/// once.
+fn cached_result_stands(cached: &CachedResult, input: &Path, out_dir: &Path) -> bool {
     let mut named = Vec::new();
-    output_paths(output, &mut named);
-    let files: Vec<&Path> = named.into_iter().map(Path::new).filter(|p| *p != input).collect();
-    files.is_empty() || (files.iter().all(|p| p.is_file()) && files.iter().any(|p| p.parent() == Some(out_dir)))
+    output_paths(&cached.output, &mut named);
+    let source = Path::new(&cached.path);
+    let files: Vec<&Path> = named.into_iter().map(Path::new).filter(|p| *p != input && *p != source).collect();
+    files.is_empty() || (files.iter().all(|p| p.is_file()) && (source != input || files.iter().any(|p| p.parent() == Some(out_dir))))
 }
 
 /// Sums the sizes of distinct files inside `out` that the outputs name.
@@ -596,12 +600,18 @@ mod tests {
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(&input, b"x").unwrap();
         std::fs::write(out.join("a.jpg"), b"x").unwrap();
-        let output = json!({"path": input, "resized": {"variants": [{"path": out.join("a.jpg")}]}});
-        assert!(cached_outputs_present(&output, &input, &out));
-        assert!(!cached_outputs_present(&output, &input, &dir.path().join("elsewhere")), "another output folder");
-        assert!(cached_outputs_present(&json!({"path": input, "validation": {"isValid": true}}), &input, &out), "writes nothing");
+        let cached = |output: Value| CachedResult { path: input.to_string_lossy().into_owned(), output, execution_id: "e".into(), finished_at_ms: 0 };
+        let resized = cached(json!({"path": input, "resized": {"variants": [{"path": out.join("a.jpg")}]}}));
+        assert!(cached_result_stands(&resized, &input, &out));
+        assert!(!cached_result_stands(&resized, &input, &dir.path().join("elsewhere")), "another output folder");
+        // A copy of the file elsewhere: the content was processed, wherever its outputs went.
+        let copy = dir.path().join("copy/a.png");
+        assert!(cached_result_stands(&resized, &copy, &dir.path().join("out/copy")));
+        let validated = cached(json!({"path": input, "validation": {"isValid": true}}));
+        assert!(cached_result_stands(&validated, &input, &out), "writes nothing");
         std::fs::remove_file(out.join("a.jpg")).unwrap();
-        assert!(!cached_outputs_present(&output, &input, &out), "deleted");
+        assert!(!cached_result_stands(&resized, &input, &out), "deleted");
+        assert!(!cached_result_stands(&resized, &copy, &out), "deleted");
     }
 
     #[test]
