@@ -254,8 +254,10 @@ fn export_a_batch_to_s3_then_rerun_sends_nothing() {
     let photos = sb.path().join("photos");
     std::fs::create_dir_all(&photos).unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    std::fs::create_dir_all(photos.join("2024")).unwrap();
     std::fs::copy(data.join("transparent.png"), photos.join("a.png")).unwrap();
-    std::fs::copy(data.join("rotated-6.jpg"), photos.join("b.jpg")).unwrap();
+    // In a subfolder: its output, and its key, keep the folder.
+    std::fs::copy(data.join("rotated-6.jpg"), photos.join("2024/b.jpg")).unwrap();
     let workflow = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/thumbnail.asl.json");
     let out_dir = sb.path().join("out");
     let out = sb.run(&["run", "--json", "--workflow", workflow.to_str().unwrap(), "--out", out_dir.to_str().unwrap(), photos.to_str().unwrap()]);
@@ -266,7 +268,7 @@ fn export_a_batch_to_s3_then_rerun_sends_nothing() {
     assert!(dry.status.success(), "{}", stderr(&dry));
     assert_eq!(put_count(&log), 0, "a dry run sends nothing");
     let keys: Vec<String> = stdout_json(&dry)["objects"].as_array().unwrap().iter().map(|o| o["key"].as_str().unwrap().to_string()).collect();
-    assert_eq!(keys, ["site/thumbnail/a.jpg", "site/thumbnail/b.jpg"], "the thumbnails, never the originals");
+    assert_eq!(keys, ["site/thumbnail/2024/b.jpg", "site/thumbnail/a.jpg"], "the thumbnails, never the originals");
 
     let out = pixelflow(&sb, &target, &["export", "s3://photos/site/{variant}/", "--since", "2000-01-01"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -275,9 +277,9 @@ fn export_a_batch_to_s3_then_rerun_sends_nothing() {
     assert_eq!(put_count(&log), 2);
 
     let listed = storage(&python, &Target::S3(&direct), "list", "photos");
-    assert_eq!(listed.keys().collect::<Vec<_>>(), ["site/thumbnail/a.jpg", "site/thumbnail/b.jpg"]);
+    assert_eq!(listed.keys().collect::<Vec<_>>(), ["site/thumbnail/2024/b.jpg", "site/thumbnail/a.jpg"]);
     let h = history(&sb);
-    for name in ["a.jpg", "b.jpg"] {
+    for name in ["a.jpg", "2024/b.jpg"] {
         let local = out_dir.join(name);
         let object = &listed[&format!("site/thumbnail/{name}")];
         assert_eq!(object["sha256"].as_str().unwrap(), sha256(&local), "{name}: bytes differ");

@@ -14,7 +14,7 @@
 //! once. Each run is recorded in `exports`; each confirmed object in `uploads`.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pixelflow_engine::{CancelToken, Failure, StepRegistry};
@@ -274,13 +274,34 @@ fn plan(destination: &Destination, executions: &[ExecutionRecord]) -> Result<Vec
                 continue;
             }
             let source = PathBuf::from(path);
-            let name = source.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::invalid("", format!("output path '{path}' has no file name")))?;
+            let name = key_name(&record.input, &source).ok_or_else(|| Error::invalid("", format!("output path '{path}' has no file name")))?;
             let vars = KeyVars { variant, execution: Some(&record.id), date: date.as_deref() };
-            let key = destination.key(&vars, name).map_err(|e| Error::invalid("/destination", format!("execution {}: {e}", record.id)))?;
+            let key = destination.key(&vars, &name).map_err(|e| Error::invalid("/destination", format!("execution {}: {e}", record.id)))?;
             items.push(Item { source, key, execution_id: Some(record.id.clone()) });
         }
     }
     Ok(items)
+}
+
+/// What an output file is called under the destination's prefix: its path under the folder its
+/// execution wrote to (the input's `outputDir`; a batch's outputs mirror its input folders
+/// there, `2024/05/a.jpg`), so the folders are kept as they are on disk; its file name when it
+/// lies elsewhere.
+fn key_name(input: &Value, source: &Path) -> Option<String> {
+    let under_output_dir = input.get("outputDir").and_then(Value::as_str).and_then(|dir| source.strip_prefix(dir).ok());
+    if let Some(relative) = under_output_dir {
+        let parts: Option<Vec<&str>> = relative
+            .components()
+            .map(|c| match c {
+                std::path::Component::Normal(part) => part.to_str(),
+                _ => None,
+            })
+            .collect();
+        if let Some(parts) = parts.filter(|p| !p.is_empty()) {
+            return Some(parts.join("/"));
+        }
+    }
+    source.file_name().and_then(|n| n.to_str()).map(str::to_string)
 }
 
 /// Every string in a JSON value.
@@ -342,5 +363,15 @@ mod tests {
         let mut files = Vec::new();
         output_files(&output, "output", &mut files);
         assert_eq!(files, [("/o/a.jpg", Some("thumb")), ("/o/a-big.jpg", Some("big")), ("/o/b.png", Some("filtered")), ("/o/c.jpg", Some("optimized"))]);
+    }
+
+    #[test]
+    fn keys_keep_the_folders_under_the_output_folder() {
+        let batch = json!({"items": [], "outputDir": "/o"});
+        assert_eq!(key_name(&batch, Path::new("/o/2024/05/a.jpg")).as_deref(), Some("2024/05/a.jpg"));
+        assert_eq!(key_name(&batch, Path::new("/o/a.jpg")).as_deref(), Some("a.jpg"));
+        // Written elsewhere (a step with its own outputDir), or no outputDir: the file name.
+        assert_eq!(key_name(&batch, Path::new("/elsewhere/b/c.jpg")).as_deref(), Some("c.jpg"));
+        assert_eq!(key_name(&json!({"path": "/in.jpg"}), Path::new("/o/x/c.jpg")).as_deref(), Some("c.jpg"));
     }
 }

@@ -95,8 +95,12 @@ impl Destination {
     }
 
     /// The key of `file_name` under this destination with these placeholder values.
+    /// `file_name` may name folders before the file (`2024/05/a.jpg`, `/` between them): each
+    /// part is checked as a plain segment, so no key climbs out of the prefix.
     pub fn key(&self, vars: &KeyVars, file_name: &str) -> Result<String> {
-        check_segment(file_name).map_err(|why| Error::invalid(format!("file name '{file_name}': {why}")))?;
+        for segment in file_name.split('/') {
+            check_segment(segment).map_err(|why| Error::invalid(format!("file name '{file_name}': {why}")))?;
+        }
         if self.prefix.is_empty() {
             return Ok(file_name.to_string());
         }
@@ -230,6 +234,12 @@ mod tests {
         }
         assert!(d.key(&KeyVars { variant: Some("v..1"), ..KeyVars::default() }, "a.jpg").is_ok());
         assert!(d.key(&KeyVars { variant: Some("x"), ..KeyVars::default() }, "..").is_err());
+        // Folders before the file name: plain segments only.
+        let x = KeyVars { variant: Some("x"), ..KeyVars::default() };
+        assert_eq!(d.key(&x, "2024/05/a.jpg").unwrap(), "web/x/2024/05/a.jpg");
+        for bad in ["../a.jpg", "2024/../../a.jpg", "/a.jpg", "2024//a.jpg", "2024/", "a\\..\\b.jpg"] {
+            assert!(d.key(&x, bad).is_err(), "{bad:?} was accepted");
+        }
         assert!(d.key(&KeyVars::default(), "a.jpg").is_err(), "a missing {{variant}} must fail");
     }
 }
