@@ -28,6 +28,7 @@ fn main() {
         "export_preview",
         "start_export",
         "cancel_export",
+        "prune_history",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest)).expect("tauri-build failed");
 }

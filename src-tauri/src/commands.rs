@@ -355,6 +355,12 @@ pub async fn watch_remove(state: State<'_, Desktop>, id: i64) -> Result<()> {
     Ok(watch::remove_rule(&state.app, id)?)
 }
 
+/// Deletes the executions that ended more than `days` days ago; how many.
+#[tauri::command]
+pub async fn prune_history(state: State<'_, Desktop>, days: u32) -> Result<u64> {
+    Ok(desktop::prune_history(&state.app, days)?)
+}
+
 #[tauri::command]
 pub async fn doctor(state: State<'_, Desktop>) -> Result<Vec<Check>> {
     Ok(doctor::run(&state.app))

@@ -110,6 +110,7 @@ pub fn run_app<R: tauri::Runtime>(builder: tauri::Builder<R>, desktop: Desktop) 
             commands::export_preview,
             commands::start_export,
             commands::cancel_export,
+            commands::prune_history,
         ])
 }
 

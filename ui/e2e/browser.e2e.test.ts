@@ -237,6 +237,18 @@ describe('the UI with a mocked shell', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('deletes old history only once confirmed', async () => {
+    await view('settings');
+    const section = page.locator('[data-testid="history-retention"]');
+    await section.locator('input[aria-label="Days to keep"]').fill('30');
+    await section.locator('button:has-text("Delete…")').click();
+    expect((await calls()).some((c) => c.cmd === 'prune_history')).toBe(false);
+    await section.locator('button:has-text("Delete them for good")').click();
+    await page.waitForSelector('.toast.ok:has-text("Deleted 12 executions older than 30 days")');
+    expect((await calls()).find((c) => c.cmd === 'prune_history')?.args).toEqual({ days: 30 });
+    expect(pageErrors).toEqual([]);
+  });
+
   it('sets the GPU and adds, checks and removes a cloud profile without a keychain', async () => {
     await view('settings');
     await page.waitForSelector('[data-testid="adapter"]');

@@ -145,6 +145,8 @@ mockIPC((cmd, raw) => {
     }
     case 'execution_events':
       return events.slice(Number(args.offset), Number(args.offset) + Number(args.limit ?? 2000));
+    case 'prune_history':
+      return 12;
     case 'get_settings':
       return { settings: { device }, gpu: { part: 'gpu', status: 'warn', detail: 'llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu): a software adapter; filters run on the CPU unless a workflow asks for device: gpu' } };
     case 'set_settings':

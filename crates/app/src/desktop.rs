@@ -354,6 +354,13 @@ pub const NOTIFY_AFTER: Duration = Duration::from_secs(10);
 
 /// Whether a finished batch deserves a notification: the person may not be looking (the
 /// window is not focused) or waited long; a batch that ran nothing says nothing.
+/// Settings > History: deletes the executions that ended more than `days` days ago (see
+/// `History::prune`: running ones and the results cache stay). Returns how many.
+pub fn prune_history(app: &App, days: u32) -> Result<u64> {
+    let before = app.clock().now_ms().saturating_sub(i64::from(days) * 86_400_000);
+    Ok(app.history().prune(before)?)
+}
+
 pub fn should_notify(window_focused: bool, report: &RunReport) -> bool {
     !report.items.is_empty() && (!window_focused || report.elapsed_ms >= NOTIFY_AFTER.as_millis() as u64)
 }

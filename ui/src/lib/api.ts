@@ -31,6 +31,7 @@ export const api = {
   watchSetPaused: (id: number, paused: boolean) => invoke<WatchRule>('watch_set_paused', { id, paused }),
   watchRemove: (id: number) => invoke<void>('watch_remove', { id }),
   doctor: () => invoke<Check[]>('doctor'),
+  pruneHistory: (days: number) => invoke<number>('prune_history', { days }),
   executionEvents: (id: string, offset: number, limit?: number) => invoke<StoredEvent[]>('execution_events', { id, offset, limit: limit ?? null }),
   getSettings: () => invoke<SettingsView>('get_settings'),
   setSettings: (settings: DesktopSettings) => invoke<DesktopSettings>('set_settings', { settings }),
