@@ -154,7 +154,8 @@ fn outputs_mirror_the_input_folders_and_an_output_is_never_overwritten_by_anothe
     let failed = stdout_json(&sb.run(&["history", "list", "--status", "FAILED", "--json"]));
     assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
     let shown = stdout_json(&sb.run(&["history", "show", failed[0]["id"].as_str().unwrap(), "--json"]));
-    assert!(shown["execution"]["cause"].as_str().unwrap().contains("Pixelflow.OutputConflict"), "{shown}");
+    assert_eq!(shown["execution"]["error"], "Pixelflow.OutputConflict");
+    assert!(shown["execution"]["cause"].as_str().unwrap().contains("same name"), "{shown}");
     assert_eq!(shown["execution"]["input"]["path"], cards.join("a/DSC_0001.png").to_str().unwrap());
 
     // --flat puts every output in one folder: then the second card's DSC_0001 is refused too,
@@ -205,4 +206,32 @@ fn copies_of_an_image_stay_done_run_after_run() {
         assert_eq!(code, 0);
         assert_eq!(relative_statuses(&again, &dir), pairs(&[("album/large copy.jpg", "cached"), ("large.jpg", "cached")]));
     }
+    // Another output folder: both are made there, then stay done there too.
+    let (_, web) = run_batch_to(&sb, &dir, "web", &[]);
+    assert_eq!(relative_statuses(&web, &dir), pairs(&[("album/large copy.jpg", "processed"), ("large.jpg", "processed")]));
+    assert!(sb.path().join("web/album/large copy.jpg").is_file() && sb.path().join("web/large.jpg").is_file());
+    let (_, again) = run_batch_to(&sb, &dir, "web", &[]);
+    assert_eq!(relative_statuses(&again, &dir), pairs(&[("album/large copy.jpg", "cached"), ("large.jpg", "cached")]));
+}
+
+#[test]
+fn several_folders_each_keep_their_name_and_an_output_folder_inside_an_input_is_not_read_back() {
+    let sb = Sandbox::new();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let (a, b) = (sb.path().join("cardA"), sb.path().join("cardB"));
+    for (from, dir) in [("large.jpg", &a), ("rotated-6.jpg", &b)] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(data.join(from), dir.join("DSC_0001.jpg")).unwrap();
+    }
+    // Both cards at once, into a folder inside the first card.
+    let workflow = Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/thumbnail.asl.json");
+    let out = a.join("thumbs");
+    let args = ["run", "--json", "--workflow", workflow.to_str().unwrap(), "--out", out.to_str().unwrap(), a.to_str().unwrap(), b.to_str().unwrap()];
+    let first = sb.run(&args);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(out.join("cardA/DSC_0001.jpg").is_file() && out.join("cardB/DSC_0001.jpg").is_file());
+    // Run again: the thumbnails inside cardA are not taken as photos of cardA.
+    let again = stdout_json(&sb.run(&args));
+    assert_eq!(again["items"].as_array().unwrap().len(), 2, "{again}");
+    assert!(!out.join("cardA/thumbs").exists());
 }

@@ -398,7 +398,8 @@ fn run(cli: Cli, cancel: &CancelToken) -> Result<ExitCode, Exit> {
                 Err(Error::Invalid(diags)) => {
                     // The refused attempt is recorded, and nothing else.
                     let text = std::fs::read_to_string(&definition).unwrap_or_default();
-                    execution::reject(&app, &pixelflow_app::workflow::name_of(&definition), &text, input, &diags.to_string())?;
+                    let failure = Failure::new(pixelflow_history::VALIDATION_ERROR, diags.to_string());
+                    execution::reject(&app, &pixelflow_app::workflow::name_of(&definition), &text, input, &failure)?;
                     return Err(prefix_path(&definition, Error::Invalid(diags)));
                 }
                 Err(e) => return Err(prefix_path(&definition, e)),
@@ -836,7 +837,6 @@ fn read_input(path: Option<&Path>) -> Result<Value, Exit> {
     serde_json::from_str(&text).map_err(|e| Exit::Invalid(format!("the input {} is not valid JSON: {e}", path.display())))
 }
 
-/// Formats ms since the epoch as RFC 3339 (UTC, seconds).
 /// `history show --json`: the execution and its events, written as they are read.
 #[derive(serde::Serialize)]
 struct ShownExecution<'a> {
@@ -858,6 +858,7 @@ impl serde::Serialize for EventList<'_> {
     }
 }
 
+/// Formats ms since the epoch as RFC 3339 (UTC, seconds).
 fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pixelflow_engine::{CancelToken, Checkpoint, Event, Journal, JournalError, Stop, TokenOutcome};
+use pixelflow_engine::{CancelToken, Checkpoint, Event, Failure, Journal, JournalError, Stop, TokenOutcome};
 use pixelflow_history::{CachedResult, Outcome};
 use serde_json::{json, Value};
 
@@ -108,16 +108,25 @@ pub trait Progress: Send + Sync {
 }
 
 /// The files a batch runs on: files as given, folders searched recursively for images
-/// (hidden files and folders skipped), sorted and without duplicates. A file found twice (a
-/// folder and a folder inside it both given) keeps the place of the first it was found under.
+/// (hidden files and folders skipped), sorted and without duplicates. Each keeps its folder
+/// relative to the folder it was found under; when several folders are given, that folder's own
+/// name comes first, as `cp -r cardA cardB out/` makes `out/cardA/` and `out/cardB/` (one
+/// folder gives its contents). A file found twice (a folder and a folder inside it both given)
+/// keeps the place of the first it was found under.
 pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<BatchInput>> {
     let mut files = BTreeMap::new();
+    let folders = paths.iter().filter(|p| p.is_dir()).count();
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
         if meta.is_file() {
             files.entry(absolute(p)).or_insert_with(PathBuf::new);
             continue;
         }
+        let named = absolute(p);
+        let base = match named.file_name() {
+            Some(name) if folders > 1 => PathBuf::from(name),
+            _ => PathBuf::new(),
+        };
         let walker = walkdir::WalkDir::new(p).follow_links(true).into_iter().filter_entry(|e| e.depth() == 0 || !is_hidden(e.path()));
         for entry in walker {
             let entry = match entry {
@@ -129,7 +138,7 @@ pub fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<BatchInput>> {
                 }
             };
             if entry.file_type().is_file() && has_image_extension(entry.path()) {
-                let subfolder = entry.path().parent().and_then(|d| d.strip_prefix(p).ok()).map(Path::to_path_buf).unwrap_or_default();
+                let subfolder = entry.path().parent().and_then(|d| d.strip_prefix(p).ok()).map(|d| base.join(d)).unwrap_or_default();
                 files.entry(absolute(entry.path())).or_insert(subfolder);
             }
         }
@@ -277,6 +286,12 @@ pub fn run(
     let out = absolute(&opts.out);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let jobs = opts.jobs.max(1);
+    // Outputs of earlier runs, when the output folder is inside a folder given
+    // (`run ~/Pictures --out ~/Pictures/thumbs`), are not inputs: each run would nest another copy.
+    let (inputs, inside_out): (Vec<BatchInput>, Vec<BatchInput>) = inputs.into_iter().partition(|i| !i.path.starts_with(&out));
+    if !inside_out.is_empty() {
+        tracing::info!(count = inside_out.len(), out = %out.display(), "left out the images inside the output folder");
+    }
     let out_dirs: Vec<PathBuf> = inputs.iter().map(|i| if opts.flat { out.clone() } else { mirrored_output_dir(&out, &i.subfolder) }).collect();
     // Half-written outputs of a process killed mid-write: never results, only clutter.
     for dir in out_dirs.iter().chain([&out]).collect::<BTreeSet<_>>() {
@@ -291,7 +306,7 @@ pub fn run(
             (Some(hash), false) => app.history().cached_result(hash, &workflow.hash)?,
             _ => None,
         }
-        .filter(|c| cached_result_stands(c, &input.path, &out_dirs[i]));
+        .filter(|c| cached_result_stands(c, &input.path, &out_dirs[i], &out));
         let outcome = match cached {
             Some(c) => ItemOutcome::Cached { output: c.output, execution_id: c.execution_id },
             None => {
@@ -323,10 +338,10 @@ pub fn run(
         );
         // In the history too, as an attempt refused before it ran.
         let input = json!({ "path": inputs[i].path, "outputDir": out_dirs[i] });
-        execution::reject(app, &workflow.name, &workflow.text, input, &format!("{OUTPUT_CONFLICT}: {cause}"))?;
+        execution::reject(app, &workflow.name, &workflow.text, input, &Failure::new(OUTPUT_CONFLICT, cause.clone()))?;
         items[i].outcome = ItemOutcome::Failed { error: OUTPUT_CONFLICT.to_string(), cause };
     }
-    progress.start(to_run.len(), items.len() - to_run.len());
+    progress.start(to_run.len(), items.iter().filter(|i| matches!(i.outcome, ItemOutcome::Cached { .. })).count());
 
     let mut execution_id = None;
     let mut interrupted = false;
@@ -368,7 +383,8 @@ pub fn run(
                 app.history().finish_execution(&result.id, &Outcome::Aborted(aborted))?;
                 for &i in &to_run {
                     if let Some(hash) = &inputs[i].hash {
-                        if let Some(c) = app.history().cached_result(hash, &workflow.hash)? {
+                        // Only what this run made: an older result the run was to replace is not done.
+                        if let Some(c) = app.history().cached_result(hash, &workflow.hash)?.filter(|c| c.execution_id == result.id) {
                             items[i].outcome = item_outcome(c.output);
                         }
                     }
@@ -409,18 +425,19 @@ fn output_paths<'a>(v: &'a Value, acc: &mut Vec<&'a str>) {
 }
 
 /// Whether an earlier result still stands for `input` in a batch writing its outputs to
-/// `out_dir`: every file the result names (its input aside) is still there, and, when the
-/// result was made from this very file, it wrote into `out_dir`. A result whose files were
-/// deleted, or that went to another output folder, is made again instead of being reported
-/// "already done" for outputs the person cannot find. A result made from a copy of the file
-/// (the same content at another path) stands for it wherever it wrote: content is processed
-/// once.
-fn cached_result_stands(cached: &CachedResult, input: &Path, out_dir: &Path) -> bool {
+/// `out_dir` under the output folder `out`: every file the result names (its input aside) is
+/// still there, and it wrote into `out_dir` (a result made from this very file) or anywhere
+/// under `out` (a result made from a copy of the file, the same content at another path:
+/// content is processed once). A result whose files were deleted, or that went to another
+/// output folder, is made again instead of being reported "already done" for outputs the
+/// person cannot find.
+fn cached_result_stands(cached: &CachedResult, input: &Path, out_dir: &Path, out: &Path) -> bool {
     let mut named = Vec::new();
     output_paths(&cached.output, &mut named);
     let source = Path::new(&cached.path);
     let files: Vec<&Path> = named.into_iter().map(Path::new).filter(|p| *p != input && *p != source).collect();
-    files.is_empty() || (files.iter().all(|p| p.is_file()) && (source != input || files.iter().any(|p| p.parent() == Some(out_dir))))
+    let in_place = if source == input { files.iter().any(|p| p.parent() == Some(out_dir)) } else { files.iter().any(|p| p.starts_with(out)) };
+    files.is_empty() || (files.iter().all(|p| p.is_file()) && in_place)
 }
 
 /// Sums the sizes of distinct files inside `out` that the outputs name.
@@ -565,13 +582,19 @@ mod tests {
     #[test]
     fn a_file_keeps_its_place_under_the_first_folder_it_was_found_under() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
+        let d = &dir.path().join("photos");
         std::fs::create_dir_all(d.join("2024/05")).unwrap();
         std::fs::write(d.join("2024/05/a.jpg"), b"x").unwrap();
         let found = |roots: &[PathBuf]| collect_inputs(roots).unwrap().into_iter().map(|i| i.subfolder).collect::<Vec<_>>();
-        assert_eq!(found(&[d.to_path_buf(), d.join("2024")]), [PathBuf::from("2024/05")]);
-        assert_eq!(found(&[d.join("2024"), d.to_path_buf()]), [PathBuf::from("05")]);
+        assert_eq!(found(&[d.to_path_buf()]), [PathBuf::from("2024/05")]);
+        // Two folders given: each keeps its name, and the file its place under the first.
+        assert_eq!(found(&[d.to_path_buf(), d.join("2024")]), [PathBuf::from("photos/2024/05")]);
+        assert_eq!(found(&[d.join("2024"), d.to_path_buf()]), [PathBuf::from("2024/05")]);
         assert_eq!(found(&[d.join("2024/05/a.jpg"), d.to_path_buf()]), [PathBuf::new()]);
+        // Several folders: each under its own name.
+        std::fs::create_dir_all(dir.path().join("cardB")).unwrap();
+        std::fs::write(dir.path().join("cardB/a.jpg"), b"y").unwrap();
+        assert_eq!(found(&[d.join("2024"), dir.path().join("cardB")]), [PathBuf::from("cardB"), PathBuf::from("2024/05")]);
     }
 
     #[test]
@@ -602,16 +625,18 @@ mod tests {
         std::fs::write(out.join("a.jpg"), b"x").unwrap();
         let cached = |output: Value| CachedResult { path: input.to_string_lossy().into_owned(), output, execution_id: "e".into(), finished_at_ms: 0 };
         let resized = cached(json!({"path": input, "resized": {"variants": [{"path": out.join("a.jpg")}]}}));
-        assert!(cached_result_stands(&resized, &input, &out));
-        assert!(!cached_result_stands(&resized, &input, &dir.path().join("elsewhere")), "another output folder");
-        // A copy of the file elsewhere: the content was processed, wherever its outputs went.
+        assert!(cached_result_stands(&resized, &input, &out, &out));
+        let elsewhere = dir.path().join("elsewhere");
+        assert!(!cached_result_stands(&resized, &input, &elsewhere, &elsewhere), "another output folder");
+        // A copy of the file: the content was processed, its outputs are under this output folder.
         let copy = dir.path().join("copy/a.png");
-        assert!(cached_result_stands(&resized, &copy, &dir.path().join("out/copy")));
+        assert!(cached_result_stands(&resized, &copy, &out.join("copy"), &out));
+        assert!(!cached_result_stands(&resized, &copy, &elsewhere, &elsewhere), "a copy, another output folder");
         let validated = cached(json!({"path": input, "validation": {"isValid": true}}));
-        assert!(cached_result_stands(&validated, &input, &out), "writes nothing");
+        assert!(cached_result_stands(&validated, &input, &out, &out), "writes nothing");
         std::fs::remove_file(out.join("a.jpg")).unwrap();
-        assert!(!cached_result_stands(&resized, &input, &out), "deleted");
-        assert!(!cached_result_stands(&resized, &copy, &out), "deleted");
+        assert!(!cached_result_stands(&resized, &input, &out, &out), "deleted");
+        assert!(!cached_result_stands(&resized, &copy, &out.join("copy"), &out), "deleted");
     }
 
     #[test]

@@ -59,9 +59,10 @@ pub fn start_with_journal(
     run(app, workflow, &new.id, &new.name, new.input, new.started_at_ms, cancel, journal)
 }
 
-/// Records an attempt that was refused before running (invalid definition or input), so the
-/// history shows it; nothing else is written.
-pub fn reject(app: &App, workflow_name: &str, definition: &str, input: Value, reason: &str) -> Result<String> {
+/// Records an attempt that was refused before running (an invalid definition or input:
+/// `States.ValidationError` with the diagnostics; or another refusal with its own error), so
+/// the history shows it; nothing else is written.
+pub fn reject(app: &App, workflow_name: &str, definition: &str, input: Value, failure: &Failure) -> Result<String> {
     let id = uuid::Uuid::new_v4().to_string();
     let new = NewExecution {
         id: id.clone(),
@@ -72,7 +73,7 @@ pub fn reject(app: &App, workflow_name: &str, definition: &str, input: Value, re
         input,
         started_at_ms: app.clock().now_ms(),
     };
-    app.history().record_rejected(&new, reason)?;
+    app.history().record_rejected(&new, failure)?;
     Ok(id)
 }
 

@@ -283,17 +283,18 @@ fn plan(destination: &Destination, executions: &[ExecutionRecord]) -> Result<Vec
     Ok(items)
 }
 
-/// What an output file is called under the destination's prefix: its path under the folder its
-/// execution wrote to (the input's `outputDir`; a batch's outputs mirror its input folders
-/// there, `2024/05/a.jpg`), so the folders are kept as they are on disk; its file name when it
-/// lies elsewhere.
+/// What an output file is called under the destination's prefix: its path under the output
+/// folder its execution wrote to (the input's `outputRoot`, that of a watch rule, else its
+/// `outputDir`; a batch's outputs mirror its input folders there, `2024/05/a.jpg`), so the
+/// folders are kept as they are on disk; its file name when it lies elsewhere or a folder's
+/// name could not be a key's.
 fn key_name(input: &Value, source: &Path) -> Option<String> {
-    let under_output_dir = input.get("outputDir").and_then(Value::as_str).and_then(|dir| source.strip_prefix(dir).ok());
-    if let Some(relative) = under_output_dir {
+    let root = input.get("outputRoot").or_else(|| input.get("outputDir")).and_then(Value::as_str);
+    if let Some(relative) = root.and_then(|dir| source.strip_prefix(dir).ok()) {
         let parts: Option<Vec<&str>> = relative
             .components()
             .map(|c| match c {
-                std::path::Component::Normal(part) => part.to_str(),
+                std::path::Component::Normal(part) => part.to_str().filter(|p| !p.contains('\\') && !p.chars().any(char::is_control)),
                 _ => None,
             })
             .collect();
@@ -373,5 +374,10 @@ mod tests {
         // Written elsewhere (a step with its own outputDir), or no outputDir: the file name.
         assert_eq!(key_name(&batch, Path::new("/elsewhere/b/c.jpg")).as_deref(), Some("c.jpg"));
         assert_eq!(key_name(&json!({"path": "/in.jpg"}), Path::new("/o/x/c.jpg")).as_deref(), Some("c.jpg"));
+        // A watch rule's execution: its outputDir is the mirrored subfolder, its outputRoot the rule's.
+        let watched = json!({"path": "/in/day 1/a.jpg", "outputDir": "/o/day 1", "outputRoot": "/o"});
+        assert_eq!(key_name(&watched, Path::new("/o/day 1/a.jpg")).as_deref(), Some("day 1/a.jpg"));
+        // A folder name that no key may hold: the file name.
+        assert_eq!(key_name(&batch, Path::new("/o/a\\b/c.jpg")).as_deref(), Some("c.jpg"));
     }
 }

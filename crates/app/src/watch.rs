@@ -960,9 +960,10 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
 /// One execution of the rule's workflow on `path`, and its bookkeeping: the results cache
 /// (when the content `hash` is known), the counters, moving the original.
 fn run_workflow(app: &App, rule: &Active, shared: &Shared, path: &Path, hash: Option<String>, cancel: &CancelToken) -> Result<()> {
-    // A recursive rule's subfolders are mirrored under the output folder, as a batch's are.
+    // A recursive rule's subfolders are mirrored under the output folder, as a batch's are;
+    // `outputRoot` keeps them in export keys.
     let subfolder = path.parent().and_then(|d| d.strip_prefix(&rule.folder).ok()).unwrap_or(Path::new(""));
-    let input = json!({ "path": path, "outputDir": batch::mirrored_output_dir(&rule.out, subfolder) });
+    let input = json!({ "path": path, "outputDir": batch::mirrored_output_dir(&rule.out, subfolder), "outputRoot": rule.out });
     let result = execution::start(app, &rule.workflow, input, None, cancel)?;
     match result.finished {
         Finished::Succeeded(output) => {

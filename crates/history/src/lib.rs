@@ -285,16 +285,16 @@ impl History {
         }
     }
 
-    /// Records an attempt rejected before it ran (invalid definition or input): one row, status
-    /// FAILED, error [`VALIDATION_ERROR`], the diagnostics as cause, no owner, and a single
-    /// [`EXECUTION_FAILED`] event (key `""`) whose detail is the failure (`{"error", "cause"}`).
-    pub fn record_rejected(&self, new: &NewExecution, diagnostics: &str) -> Result<()> {
+    /// Records an attempt rejected before it ran (an invalid definition or input: error
+    /// [`VALIDATION_ERROR`], the diagnostics as cause; or another refusal with its own error):
+    /// one row, status FAILED, no owner, and a single [`EXECUTION_FAILED`] event (key `""`)
+    /// whose detail is the failure (`{"error", "cause"}`).
+    pub fn record_rejected(&self, new: &NewExecution, failure: &Failure) -> Result<()> {
         let new = new.clone();
-        let diagnostics = diagnostics.to_string();
+        let failure = failure.clone();
         self.inner.writer.call(Scope::Nothing, move |c| {
             let now = now_ms();
-            executions::insert_rejected(c, &new, &diagnostics, now)?;
-            let failure = Failure::new(VALIDATION_ERROR, diagnostics);
+            executions::insert_rejected(c, &new, &failure, now)?;
             let detail = serde_json::to_value(&failure).unwrap_or(Value::Null);
             let event = Event { kind: EXECUTION_FAILED.into(), state: None, key: String::new(), detail };
             events::insert_only(c, &new.id, &event, now.max(new.started_at_ms))
@@ -308,11 +308,11 @@ impl History {
     pub fn prune(&self, before_ms: i64) -> Result<u64> {
         let mut deleted = 0;
         loop {
-            let n = self.inner.writer.call(Scope::Nothing, move |c| executions::prune_some(c, before_ms))?;
-            if n == 0 {
+            let (n, more) = self.inner.writer.call(Scope::Nothing, move |c| executions::prune_some(c, before_ms, executions::PRUNE_ROWS))?;
+            deleted += n as u64;
+            if !more {
                 break;
             }
-            deleted += n as u64;
         }
         if deleted > 0 {
             self.inner.writer.call(Scope::Nothing, executions::drop_unused_definitions)?;

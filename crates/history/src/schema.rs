@@ -28,6 +28,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(cloud_profiles::MIGRATION).comment("the desktop app's cloud profiles (no secrets)"),
     M::up(events::MIGRATION_CHUNKS).comment("events stored in chunks, Map counts"),
     M::up(executions::MIGRATION_DEFINITIONS).comment("definitions stored once per distinct text"),
+    M::up(executions::MIGRATION_BY_DEFINITION).comment("executions by definition, for deleting unused definitions"),
 ];
 
 /// The schema version this build writes.

@@ -244,7 +244,7 @@ fn rejected_attempts_get_a_failed_row_and_one_event() {
     let (_dir, path) = temp();
     let h = History::open(&path).unwrap();
     let diagnostics = "/States/A/Type: unknown state type \"Nope\"";
-    h.record_rejected(&new_exec("r1"), diagnostics).unwrap();
+    h.record_rejected(&new_exec("r1"), &Failure::new(VALIDATION_ERROR, diagnostics)).unwrap();
     let rec = h.execution("r1").unwrap().unwrap();
     assert_eq!(rec.status, ExecutionStatus::Failed);
     assert_eq!(rec.error.as_deref(), Some(VALIDATION_ERROR));
@@ -258,7 +258,7 @@ fn rejected_attempts_get_a_failed_row_and_one_event() {
     // Never orphaned, never claimable.
     assert!(h.orphaned_executions().unwrap().is_empty());
     assert!(!h.claim("r1").unwrap());
-    assert!(matches!(h.record_rejected(&new_exec("r1"), "x"), Err(Error::ExecutionExists(_))));
+    assert!(matches!(h.record_rejected(&new_exec("r1"), &Failure::new(VALIDATION_ERROR, "x")), Err(Error::ExecutionExists(_))));
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn list_filters() {
     h.create_execution(&mk("a1", "thumbs", 0, json!({"dir": "holiday"}))).unwrap();
     h.create_execution(&mk("a2", "thumbs", 1, json!({"dir": "work"}))).unwrap();
     h.create_execution(&mk("b1", "watermark", 2, json!({"dir": "50%_off"}))).unwrap();
-    h.record_rejected(&mk("b2", "watermark", 3, json!({})), "bad").unwrap();
+    h.record_rejected(&mk("b2", "watermark", 3, json!({})), &Failure::new(VALIDATION_ERROR, "bad")).unwrap();
     h.finish_execution("a1", &Outcome::Succeeded(json!(null))).unwrap();
 
     let ids = |f: ExecutionFilter| -> Vec<String> { h.list_executions(&f).unwrap().into_iter().map(|s| s.id).collect() };
@@ -909,7 +909,7 @@ fn definitions_are_stored_once_and_old_rows_keep_theirs() {
     }
     let mut rejected = new_exec("r");
     rejected.definition = "not json".into();
-    h.record_rejected(&rejected, "bad").unwrap();
+    h.record_rejected(&rejected, &Failure::new(VALIDATION_ERROR, "bad")).unwrap();
     assert_eq!(h.execution("a").unwrap().unwrap().definition, new_exec("a").definition);
     assert_eq!(h.execution("b").unwrap().unwrap().definition, new_exec("b").definition);
     assert_eq!(h.execution("r").unwrap().unwrap().definition, "not json");
@@ -982,6 +982,44 @@ fn prune_deletes_closed_executions_and_what_is_stored_under_them_only() {
     let definitions: i64 = conn.query_row("SELECT count(*) FROM definitions", [], |r| r.get(0)).unwrap();
     assert_eq!(definitions, 0);
     assert_eq!(h.prune(i64::MAX).unwrap(), 0);
+}
+
+#[test]
+fn prune_deletes_a_large_execution_in_slices() {
+    let (_dir, path) = temp();
+    let h = History::open(&path).unwrap();
+    h.create_execution(&new_exec("big")).unwrap();
+    // 7 chunks and 2 checkpoints.
+    for i in 0..7 {
+        h.record("big", ev("TaskStateEntered", &format!("/{i}:A"), json!(i)));
+        h.flush().unwrap();
+    }
+    for key in ["/0:A", "/1:A"] {
+        h.save_checkpoint("big", key, &Checkpoint::Succeeded(json!({}))).unwrap();
+    }
+    h.finish_execution("big", &Outcome::Succeeded(json!({}))).unwrap();
+    drop(h);
+    let conn = raw(&path);
+    conn.pragma_update(None, "foreign_keys", true).unwrap();
+    let chunks = |c: &Connection| c.query_row("SELECT count(*) FROM event_chunks", [], |r| r.get::<_, i64>(0)).unwrap();
+    let total = chunks(&conn);
+    assert!(total >= 7, "{total} chunks");
+    // Each call deletes at most its budget of rows, and says whether more is left.
+    assert_eq!(executions::prune_some(&conn, i64::MAX, 3).unwrap(), (0, true));
+    assert_eq!(chunks(&conn), total - 3);
+    let mut calls = 1;
+    loop {
+        let (deleted, more) = executions::prune_some(&conn, i64::MAX, 3).unwrap();
+        calls += 1;
+        if !more {
+            assert_eq!(deleted, 1);
+            break;
+        }
+    }
+    assert!(calls >= 3, "{calls} calls");
+    assert_eq!(chunks(&conn), 0);
+    let left: i64 = conn.query_row("SELECT count(*) FROM executions", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0);
 }
 
 #[test]
