@@ -5,8 +5,9 @@
 //! (`MaxConcurrency` = jobs, every failure tolerated, so one bad image never stops the batch).
 //! Each image's content hash (blake3, memoised by path, size and mtime) is looked up in the
 //! results cache first: content already processed by the same workflow, whose outputs are
-//! still in this batch's output folder, is not processed again unless forced. Each finished item is cached the moment it finishes, so a batch stopped by
-//! Ctrl-C continues where it stopped when run again.
+//! still in this batch's output folder, is not processed again unless forced. Each finished
+//! item is cached the moment it finishes, so a batch stopped by Ctrl-C continues where it
+//! stopped when run again.
 //!
 //! Outputs mirror the folders the images were found in (`photos/2024/a.jpg` given as
 //! `photos` goes to `out/2024/`), as rclone and XnConvert's "keep folder structure" do: a
@@ -288,9 +289,11 @@ pub fn run(
     let jobs = opts.jobs.max(1);
     // Outputs of earlier runs, when the output folder is inside a folder given
     // (`run ~/Pictures --out ~/Pictures/thumbs`), are not inputs: each run would nest another copy.
-    let (inputs, inside_out): (Vec<BatchInput>, Vec<BatchInput>) = inputs.into_iter().partition(|i| !i.path.starts_with(&out));
-    if !inside_out.is_empty() {
-        tracing::info!(count = inside_out.len(), out = %out.display(), "left out the images inside the output folder");
+    let mut inputs = inputs;
+    let given = inputs.len();
+    inputs.retain(|i| !i.path.starts_with(&out));
+    if inputs.len() < given {
+        tracing::info!(count = given - inputs.len(), out = %out.display(), "left out the images inside the output folder");
     }
     let out_dirs: Vec<PathBuf> = inputs.iter().map(|i| if opts.flat { out.clone() } else { mirrored_output_dir(&out, &i.subfolder) }).collect();
     // Half-written outputs of a process killed mid-write: never results, only clutter.
@@ -409,7 +412,7 @@ fn item_outcome(out: Value) -> ItemOutcome {
 }
 
 /// Every `"path"` string of a workflow's output: the files it names.
-fn output_paths<'a>(v: &'a Value, acc: &mut Vec<&'a str>) {
+pub(crate) fn output_paths<'a>(v: &'a Value, acc: &mut Vec<&'a str>) {
     match v {
         Value::Object(map) => {
             for (k, v) in map {

@@ -242,25 +242,9 @@ pub fn execution_files(record: &ExecutionRecord) -> Vec<ImageFiles> {
 }
 
 fn image_files(input: &str, output: &Value) -> ImageFiles {
-    fn collect<'a>(v: &'a Value, acc: &mut BTreeSet<&'a str>) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map {
-                    match (k.as_str(), v) {
-                        ("path", Value::String(s)) => {
-                            acc.insert(s);
-                        }
-                        _ => collect(v, acc),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|i| collect(i, acc)),
-            _ => {}
-        }
-    }
-    let mut named = BTreeSet::new();
-    collect(output, &mut named);
-    named.remove(input);
+    let mut named = Vec::new();
+    batch::output_paths(output, &mut named);
+    let named: BTreeSet<&str> = named.into_iter().filter(|p| *p != input).collect();
     ImageFiles { input: file_info(input), outputs: named.into_iter().map(file_info).collect() }
 }
 

@@ -345,9 +345,9 @@ CREATE INDEX IF NOT EXISTS executions_by_definition ON executions (definition_ha
 pub(crate) const PRUNE_ROWS: i64 = 20_000;
 
 /// Deletes closed executions that ended before `before_ms`, with what is stored under them,
-/// until about `budget` rows ([`PRUNE_ROWS`]) are gone: a large execution's event chunks and checkpoints
-/// go in slices first (it is deleted by a later call if the slice runs out), then its row,
-/// whose foreign keys cascade to the rest (task tokens, Map counts). RUNNING executions, paused
+/// until about `budget` rows ([`PRUNE_ROWS`]) are gone: a large execution's event chunks and
+/// checkpoints go in slices first (it is deleted by a later call if the slice runs out), then
+/// its row, whose foreign keys cascade to the rest (task tokens, Map counts). RUNNING executions, paused
 /// ones waiting for a token included, are never deleted; the results cache and the upload log
 /// name executions without depending on them, and stay. Returns how many executions were
 /// deleted and whether any is left to delete.

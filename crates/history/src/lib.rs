@@ -302,7 +302,8 @@ impl History {
     }
 
     /// Deletes the executions that ended before `before_ms` (see [`executions::prune_some`] for
-    /// what goes and what stays), a few per transaction so that recording goes on meanwhile.
+    /// what goes and what stays), at most [`executions::PRUNE_ROWS`] rows per transaction so
+    /// that recording, in this process or another, goes on meanwhile.
     /// SQLite reuses the freed pages for what is recorded next; the file does not shrink.
     /// Returns how many were deleted.
     pub fn prune(&self, before_ms: i64) -> Result<u64> {
