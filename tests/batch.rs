@@ -172,6 +172,44 @@ fn outputs_mirror_the_input_folders_and_an_output_is_never_overwritten_by_anothe
 }
 
 #[test]
+fn a_later_run_never_replaces_the_outputs_of_another_image_but_replaces_an_edited_ones() {
+    // One card imported today, another next month: both start at DSC_0001, into one folder.
+    let sb = Sandbox::new();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let (first, second) = (sb.path().join("card-1"), sb.path().join("card-2"));
+    for (from, dir) in [("large.jpg", &first), ("rotated-6.jpg", &second)] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::copy(data.join(from), dir.join("DSC_0001.jpg")).unwrap();
+    }
+    let (code, report) = run_batch(&sb, &first, &[]);
+    assert_eq!(code, 0, "{report}");
+    let thumbnail = sb.path().join("out/DSC_0001.jpg");
+    let made_first = std::fs::read(&thumbnail).unwrap();
+
+    let (code, report) = run_batch(&sb, &second, &[]);
+    assert_eq!(code, 1, "{report}");
+    let item = &report["items"][0];
+    assert_eq!((item["status"].as_str(), item["error"].as_str()), (Some("failed"), Some("Pixelflow.OutputConflict")), "{report}");
+    let cause = item["cause"].as_str().unwrap();
+    assert!(cause.contains(first.join("DSC_0001.jpg").to_str().unwrap()) && cause.contains("rename"), "{cause}");
+    assert_eq!(std::fs::read(&thumbnail).unwrap(), made_first, "the first card's thumbnail is left as it was");
+    // Once that thumbnail is gone (moved away by the person), the name is free.
+    std::fs::rename(&thumbnail, sb.path().join("kept.jpg")).unwrap();
+    let (code, report) = run_batch(&sb, &second, &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_ne!(std::fs::read(&thumbnail).unwrap(), made_first);
+
+    // The same file edited in place is the same image: its new thumbnail replaces the old one.
+    let mut edited = std::fs::read(data.join("large.jpg")).unwrap();
+    edited.extend_from_slice(b"edited"); // not the first card's content, which is cached
+    std::fs::write(second.join("DSC_0001.jpg"), edited).unwrap();
+    let made_second = std::fs::read(&thumbnail).unwrap();
+    let (code, report) = run_batch(&sb, &second, &[]);
+    assert_eq!((code, report["items"][0]["status"].as_str()), (0, Some("processed")), "{report}");
+    assert_ne!(std::fs::read(&thumbnail).unwrap(), made_second);
+}
+
+#[test]
 fn a_result_is_made_again_when_its_outputs_are_gone_or_go_to_another_folder() {
     let sb = Sandbox::new();
     let dir = photos(&sb);

@@ -161,11 +161,53 @@ fn a_dropped_file_is_processed_and_moved_without_overwriting() {
     assert!(!folder.join("photo.jpg").exists());
     assert_eq!(succeeded(&sb, ""), 1);
 
-    // Another file of the same name: processed (new content), moved beside the first.
+    // Another photo of the same name, as a camera gives after 9,999 shots: renamed to
+    // photo-1.jpg, so that its thumbnail does not replace the first one's, then processed and
+    // moved beside the first.
+    let first_thumbnail = std::fs::read(sb.path().join("out/photo.jpg")).unwrap();
     std::fs::copy(data("rotated-6.jpg"), folder.join("photo.jpg")).unwrap();
     wait_until(&sb, "the second photo.jpg moved", || folder.join("done/photo-1.jpg").is_file());
     assert_eq!(std::fs::read(folder.join("done/photo.jpg")).unwrap(), std::fs::read(data("large.jpg")).unwrap());
+    assert_eq!(std::fs::read(folder.join("done/photo-1.jpg")).unwrap(), std::fs::read(data("rotated-6.jpg")).unwrap());
+    assert_eq!(std::fs::read(sb.path().join("out/photo.jpg")).unwrap(), first_thumbnail);
+    assert_jpeg(&sb.path().join("out/photo-1.jpg"));
+    assert_eq!(succeeded(&sb, "photo-1.jpg"), 1);
     assert_eq!(succeeded(&sb, ""), 2);
+
+    // A copy of a photo already processed is not processed again, and leaves the folder too.
+    std::fs::copy(data("large.jpg"), folder.join("again.jpg")).unwrap();
+    wait_until(&sb, "the copy moved", || folder.join("done/again.jpg").is_file());
+    assert_eq!(executions(&sb, "").len(), 2);
+    stop_service(service);
+}
+
+#[test]
+fn a_photo_whose_thumbnail_would_replace_another_ones_is_refused_with_the_reason() {
+    let sb = Sandbox::new();
+    let folder = sb.path().join("in");
+    std::fs::create_dir_all(&folder).unwrap();
+    add_rule(&sb, &[]);
+    let service = start_service(&sb);
+    std::fs::copy(data("large.jpg"), folder.join("a.jpg")).unwrap();
+    wait_until(&sb, "a.jpg processed", || succeeded(&sb, "a.jpg") == 1);
+    let thumbnail = std::fs::read(sb.path().join("out/a.jpg")).unwrap();
+
+    // The same name with another extension: its output would be out/a.jpg too.
+    std::fs::copy(data("transparent.png"), folder.join("a.png")).unwrap();
+    wait_until(&sb, "a.png refused", || executions(&sb, "a.png").len() == 1);
+    let refused = &executions(&sb, "a.png")[0];
+    assert_eq!(refused["status"], "FAILED", "{refused}");
+    let shown = stdout_json(&sb.run(&["history", "show", refused["id"].as_str().unwrap(), "--json"]));
+    assert_eq!(shown["execution"]["error"], "Pixelflow.OutputConflict", "{shown}");
+    let cause = shown["execution"]["cause"].as_str().unwrap();
+    assert!(cause.contains(folder.join("a.jpg").to_str().unwrap()), "{cause}");
+    assert_eq!(std::fs::read(sb.path().join("out/a.jpg")).unwrap(), thumbnail, "the first thumbnail is left as it was");
+    assert!(folder.join("a.png").is_file(), "the original stays where it was");
+
+    // a.jpg itself edited in place: the same photo, so its thumbnail is made again.
+    std::fs::copy(data("rotated-6.jpg"), folder.join("a.jpg")).unwrap();
+    wait_until(&sb, "the edited a.jpg processed", || succeeded(&sb, "a.jpg") == 2);
+    assert_ne!(std::fs::read(sb.path().join("out/a.jpg")).unwrap(), thumbnail);
     stop_service(service);
 }
 

@@ -16,14 +16,14 @@
 //! take the same names (`a.png` and `a.jpg` side by side, or `--flat`) are refused with the
 //! reason, never overwritten.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pixelflow_engine::{CancelToken, Checkpoint, Event, Failure, Journal, JournalError, Stop, TokenOutcome};
-use pixelflow_history::{CachedResult, Outcome};
+use pixelflow_history::{CachedResult, Outcome, OutputName};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -212,19 +212,25 @@ fn hash_inputs(app: &App, paths: Vec<PathBuf>, jobs: usize) -> Result<Vec<Input>
 /// The name of the generated Map state; its items' events are what progress counts.
 const BATCH_STATE: &str = "PixelflowBatch";
 
-/// For each image whose outputs would take the names of another's, the index of that other:
-/// same output folder and same file stem, which output names are made from
-/// (`{stem}-{variant}.{ext}`). `order` is the indexes in order of precedence: the first of
-/// each name keeps it. Names differing only in case collide where the file system ignores case.
+/// The name under which an image's outputs are known in `out_dir`: its file stem, which output
+/// names are made from (`{stem}-{variant}.{ext}`), folded to lower case where the file system
+/// ignores case.
+pub(crate) fn output_name(path: &Path, out_dir: &Path) -> OutputName {
+    let mut key = pixelflow_imaging::naming::stem_of(path);
+    if cfg!(any(target_os = "macos", target_os = "windows")) {
+        key = key.to_lowercase();
+    }
+    OutputName { dir: out_dir.to_string_lossy().into_owned(), key }
+}
+
+/// For each image whose outputs would take the names of another's in this batch, the index of
+/// that other: same output folder and same [`output_name`]. `order` is the indexes in order of
+/// precedence: the first of each name keeps it.
 fn output_conflicts(order: impl Iterator<Item = usize>, paths: &[&Path], dirs: &[PathBuf]) -> HashMap<usize, usize> {
-    let mut owners: HashMap<(&Path, String), usize> = HashMap::new();
+    let mut owners: HashMap<OutputName, usize> = HashMap::new();
     let mut conflicts = HashMap::new();
     for i in order {
-        let mut stem = pixelflow_imaging::naming::stem_of(paths[i]);
-        if cfg!(any(target_os = "macos", target_os = "windows")) {
-            stem = stem.to_lowercase();
-        }
-        match owners.entry((dirs[i].as_path(), stem)) {
+        match owners.entry(output_name(paths[i], &dirs[i])) {
             std::collections::hash_map::Entry::Occupied(owner) => {
                 conflicts.insert(i, *owner.get());
             }
@@ -234,6 +240,38 @@ fn output_conflicts(order: impl Iterator<Item = usize>, paths: &[&Path], dirs: &
         }
     }
     conflicts
+}
+
+/// The earlier result, of an earlier run or of a watch folder, whose outputs `path` would
+/// replace: recorded under the same output folder and name, made from other content, and the
+/// latest to write a file that is still in that folder. When `same_path_is_an_edit`, a result
+/// made from this very path is this image's earlier version (edited since), whose outputs it
+/// is meant to replace.
+pub(crate) fn displaced_result(
+    app: &App,
+    path: &Path,
+    hash: Option<&str>,
+    name: &OutputName,
+    same_path_is_an_edit: bool,
+) -> Result<Option<CachedResult>> {
+    let out_dir = Path::new(&name.dir);
+    // Newest first: a file rewritten by a later result is that result's, not the older one's.
+    let mut written_later: HashSet<PathBuf> = HashSet::new();
+    for earlier in app.history().results_named(name)?.into_iter().rev() {
+        let result = earlier.result;
+        let mut files = Vec::new();
+        output_paths(&result.output, &mut files);
+        let owned: Vec<PathBuf> = files
+            .into_iter()
+            .map(PathBuf::from)
+            .filter(|f| f.parent() == Some(out_dir) && written_later.insert(f.clone()))
+            .collect();
+        let its_own = Some(earlier.content_hash.as_str()) == hash || (same_path_is_an_edit && Path::new(&result.path) == path);
+        if !its_own && owned.iter().any(|f| f.is_file()) {
+            return Ok(Some(result));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether any state of the definition reads or sets `outputDir` (a parameter of the steps
@@ -329,16 +367,29 @@ pub fn run(
     };
     let mut to_run = Vec::with_capacity(runnable.len());
     for i in runnable {
-        let Some(&owner) = conflicts.get(&i) else {
-            to_run.push(i);
-            continue;
+        let cause = match conflicts.get(&i) {
+            Some(&owner) => format!(
+                "its outputs would replace those of {}, which has the same name and writes to the same folder {}; rename one of them{}",
+                inputs[owner].path.display(),
+                out_dirs[i].display(),
+                if opts.flat { ", or run without --flat" } else { "" },
+            ),
+            None => {
+                let name = output_name(&inputs[i].path, &out_dirs[i]);
+                match displaced_result(app, &inputs[i].path, inputs[i].hash.as_deref(), &name, true)? {
+                    Some(earlier) => format!(
+                        "its outputs would replace those of {}, made earlier (execution {}) with the same name in {}; rename it, or write it to another folder",
+                        earlier.path,
+                        earlier.execution_id,
+                        out_dirs[i].display(),
+                    ),
+                    None => {
+                        to_run.push(i);
+                        continue;
+                    }
+                }
+            }
         };
-        let cause = format!(
-            "its outputs would replace those of {}, which has the same name and writes to the same folder {}; rename one of them{}",
-            inputs[owner].path.display(),
-            out_dirs[i].display(),
-            if opts.flat { ", or run without --flat" } else { "" },
-        );
         // In the history too, as an attempt refused before it ran.
         let input = json!({ "path": inputs[i].path, "outputDir": out_dirs[i] });
         execution::reject(app, &workflow.name, &workflow.text, input, &Failure::new(OUTPUT_CONFLICT, cause.clone()))?;
@@ -356,7 +407,7 @@ pub fn run(
             inner: app.journal(),
             app: app.clone(),
             workflow_hash: workflow.hash.clone(),
-            items: to_run.iter().map(|&i| (inputs[i].path.clone(), inputs[i].hash.clone())).collect(),
+            items: to_run.iter().map(|&i| (inputs[i].path.clone(), inputs[i].hash.clone(), output_name(&inputs[i].path, &out_dirs[i]))).collect(),
             progress: progress.clone(),
         });
         let result = execution::start_with_journal(app, &batch, input, None, cancel, observer)?;
@@ -434,7 +485,7 @@ pub(crate) fn output_paths<'a>(v: &'a Value, acc: &mut Vec<&'a str>) {
 /// content is processed once). A result whose files were deleted, or that went to another
 /// output folder, is made again instead of being reported "already done" for outputs the
 /// person cannot find.
-fn cached_result_stands(cached: &CachedResult, input: &Path, out_dir: &Path, out: &Path) -> bool {
+pub(crate) fn cached_result_stands(cached: &CachedResult, input: &Path, out_dir: &Path, out: &Path) -> bool {
     let mut named = Vec::new();
     output_paths(&cached.output, &mut named);
     let source = Path::new(&cached.path);
@@ -469,8 +520,8 @@ struct BatchObserver {
     inner: Arc<dyn Journal>,
     app: App,
     workflow_hash: String,
-    /// (path, content hash) of each Map item, by index.
-    items: Vec<(PathBuf, Option<String>)>,
+    /// (path, content hash, output name) of each Map item, by index.
+    items: Vec<(PathBuf, Option<String>, OutputName)>,
     progress: Arc<dyn Progress>,
 }
 
@@ -494,7 +545,7 @@ impl BatchObserver {
             _ => return,
         };
         let Some(index) = Self::top_level_index(key) else { return };
-        let Some((path, hash)) = self.items.get(index) else { return };
+        let Some((path, hash, name)) = self.items.get(index) else { return };
         if ok {
             if let (Some(hash), Some(output)) = (hash, output) {
                 let result = CachedResult {
@@ -502,6 +553,7 @@ impl BatchObserver {
                     output: output.clone(),
                     execution_id: execution.to_string(),
                     finished_at_ms: self.app.clock().now_ms(),
+                    output_name: Some(name.clone()),
                 };
                 if let Err(e) = self.app.history().store_result(hash, &self.workflow_hash, &result) {
                     tracing::warn!(error = %e, path = %path.display(), "could not record the result in the cache");
@@ -626,7 +678,7 @@ mod tests {
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(&input, b"x").unwrap();
         std::fs::write(out.join("a.jpg"), b"x").unwrap();
-        let cached = |output: Value| CachedResult { path: input.to_string_lossy().into_owned(), output, execution_id: "e".into(), finished_at_ms: 0 };
+        let cached = |output: Value| CachedResult { path: input.to_string_lossy().into_owned(), output, execution_id: "e".into(), finished_at_ms: 0, output_name: None };
         let resized = cached(json!({"path": input, "resized": {"variants": [{"path": out.join("a.jpg")}]}}));
         assert!(cached_result_stands(&resized, &input, &out, &out));
         let elsewhere = dir.path().join("elsewhere");

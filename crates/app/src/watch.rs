@@ -8,7 +8,10 @@
 //! for a file seen growing: a copy or download renamed into place), and never when it is hidden, a
 //! partial download or temporary file, or inside the rule's output folder or its `done/` and
 //! `failed/` subfolders. Its content hash is looked up in the results cache: content the rule's
-//! workflow already processed (the same file renamed or moved, or a restart) is skipped.
+//! workflow already processed (the same file renamed or moved, or a restart) is skipped while
+//! its outputs are there. A file whose outputs would replace another image's (the same name
+//! in the same output folder) is renamed in place under a rule that moves originals, refused
+//! otherwise (see [`name_conflict`]).
 //! Successes are recorded in that cache; failures are not (the next start tries again) but are
 //! not retried within one run. Each rule runs `concurrency` executions at a time from a bounded
 //! queue, so a folder of 10,000 new files does not balloon memory. A missing watched folder
@@ -32,7 +35,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use notify::event::{AccessKind, AccessMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use pixelflow_engine::CancelToken;
-use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, WatchRule, WatchStatus};
+use pixelflow_engine::Failure;
+use pixelflow_history::{CachedResult, NewWatchRule, OriginalAction, OutputName, WatchRule, WatchStatus};
 use serde_json::{json, Value};
 
 use crate::batch;
@@ -301,6 +305,13 @@ impl Active {
         }
     }
 
+    /// Where the outputs of `path` go: its subfolder of the watched folder mirrored under the
+    /// output folder, as a batch's are.
+    fn output_dir(&self, path: &Path) -> PathBuf {
+        let subfolder = path.parent().and_then(|d| d.strip_prefix(&self.folder).ok()).unwrap_or(Path::new(""));
+        batch::mirrored_output_dir(&self.out, subfolder)
+    }
+
     /// Whether the service takes this file (its name and place only; completeness is checked apart).
     fn wants(&self, path: &Path) -> bool {
         let Ok(rel) = path.strip_prefix(&self.folder) else { return false };
@@ -474,7 +485,8 @@ fn resume_left_over(app: &App, cancel: &CancelToken) -> Result<()> {
         let Some(path) = record.input.get("path").and_then(Value::as_str) else { continue };
         let hashed = hashing::hash_file(app, Path::new(path));
         if let Some(hash) = hashed.hash {
-            let result = CachedResult { path: path.to_string(), output, execution_id: r.id.clone(), finished_at_ms: app.clock().now_ms() };
+            let output_name = record.input.get("outputDir").and_then(Value::as_str).map(|dir| batch::output_name(Path::new(path), Path::new(dir)));
+            let result = CachedResult { path: path.to_string(), output, execution_id: r.id.clone(), finished_at_ms: app.clock().now_ms(), output_name };
             app.history().store_result(&hash, &record.workflow_hash, &result)?;
         }
     }
@@ -548,6 +560,8 @@ struct Shared {
     done: Mutex<HashMap<PathBuf, Stat>>,
     /// Content hashes that failed in this run (not retried until the next start).
     failed: Mutex<HashSet<String>>,
+    /// The output names of the executions running now (see [`NameInUse`]).
+    names_in_use: Mutex<HashSet<OutputName>>,
     /// Poll at this interval instead of asking the OS for events (asked, or the OS refused).
     poll: Mutex<Option<Duration>>,
     /// What `watch status` shows: [`WATCHING_EVENTS`] or `polling: <why>`.
@@ -939,9 +953,16 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
         // Without a content hash nothing is cached; the file is looked at again once it changes.
         return run_workflow(app, rule, shared, path, None, cancel);
     };
-    if app.history().cached_result(&hash, &rule.workflow.hash)?.is_some() {
+    let out_dir = rule.output_dir(path);
+    let cached = app.history().cached_result(&hash, &rule.workflow.hash)?;
+    if cached.is_some_and(|c| batch::cached_result_stands(&c, path, &out_dir, &rule.out)) {
         tracing::debug!(path = %path.display(), "already processed by this workflow");
         shared.skipped.fetch_add(1, Ordering::Relaxed);
+        // Done already (a copy of an image processed before, or a crash before the move): it
+        // leaves the watched folder as a processed file does.
+        if rule.on_success == OriginalAction::Move {
+            move_aside(&rule.folder, path, DONE_DIR)?;
+        }
         return Ok(());
     }
     if lock(&shared.failed).contains(&hash) {
@@ -954,16 +975,76 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
         shared.processed.fetch_add(1, Ordering::Relaxed);
         return record_success(app, rule, path, &hash, output, id);
     }
+    // An image of the same name as one processed earlier, or being processed now, would
+    // replace its outputs.
+    let name = batch::output_name(path, &out_dir);
+    let Some(_in_use) = NameInUse::take(shared, &name) else {
+        return name_conflict(app, rule, shared, path, &hash, &out_dir, "another image of the same name, being processed now");
+    };
+    let edits_in_place = rule.on_success != OriginalAction::Move;
+    if let Some(earlier) = batch::displaced_result(app, path, Some(&hash), &name, edits_in_place)? {
+        let other = format!("{}, processed earlier (execution {})", earlier.path, earlier.execution_id);
+        return name_conflict(app, rule, shared, path, &hash, &out_dir, &other);
+    }
     run_workflow(app, rule, shared, path, Some(hash), cancel)
+}
+
+/// An output name held by an execution running now, so that a second image of the same name
+/// is not run beside it; released when dropped.
+struct NameInUse<'a> {
+    shared: &'a Shared,
+    name: OutputName,
+}
+
+impl<'a> NameInUse<'a> {
+    fn take(shared: &'a Shared, name: &OutputName) -> Option<NameInUse<'a>> {
+        lock(&shared.names_in_use).insert(name.clone()).then(|| NameInUse { shared, name: name.clone() })
+    }
+}
+
+impl Drop for NameInUse<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.names_in_use).remove(&self.name);
+    }
+}
+
+/// `path`'s outputs would replace those of `other` (same output folder, same name). Under a
+/// rule that moves originals away, `path` is renamed in place to the first free name
+/// (`a-1.jpg`, `a-2.jpg`, ...) and the watcher takes it under that name: cameras and phones
+/// reuse names, and its original would be renamed so in `done/` anyway. Otherwise the image is
+/// refused, with the reason in the history, as a batch refuses it; nothing is overwritten.
+fn name_conflict(app: &App, rule: &Active, shared: &Shared, path: &Path, hash: &str, out_dir: &Path, other: &str) -> Result<()> {
+    if rule.on_success == OriginalAction::Move {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let renamed = move_to_free_name(path, dir, |candidate| {
+            let name = batch::output_name(candidate, out_dir);
+            Ok(candidate != path
+                && !lock(&shared.names_in_use).contains(&name)
+                && batch::displaced_result(app, candidate, None, &name, false)?.is_none())
+        })?;
+        tracing::info!(path = %path.display(), renamed = %renamed.display(), "renamed: its outputs would replace those of {other}");
+        return Ok(());
+    }
+    let cause = format!(
+        "its outputs would replace those of {other}, which has the same name and writes to the same folder {}; rename it",
+        out_dir.display()
+    );
+    let input = json!({ "path": path, "outputDir": out_dir, "outputRoot": rule.out });
+    let id = execution::reject(app, &rule.workflow.name, &rule.workflow.text, input, &Failure::new(batch::OUTPUT_CONFLICT, cause.clone()))?;
+    lock(&shared.failed).insert(hash.to_string());
+    shared.failed_count.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(execution = %id, path = %path.display(), error = %cause, "refused");
+    if rule.on_failure == OriginalAction::Move {
+        move_aside(&rule.folder, path, FAILED_DIR)?;
+    }
+    Ok(())
 }
 
 /// One execution of the rule's workflow on `path`, and its bookkeeping: the results cache
 /// (when the content `hash` is known), the counters, moving the original.
 fn run_workflow(app: &App, rule: &Active, shared: &Shared, path: &Path, hash: Option<String>, cancel: &CancelToken) -> Result<()> {
-    // A recursive rule's subfolders are mirrored under the output folder, as a batch's are;
-    // `outputRoot` keeps them in export keys.
-    let subfolder = path.parent().and_then(|d| d.strip_prefix(&rule.folder).ok()).unwrap_or(Path::new(""));
-    let input = json!({ "path": path, "outputDir": batch::mirrored_output_dir(&rule.out, subfolder), "outputRoot": rule.out });
+    // `outputRoot` keeps a recursive rule's mirrored subfolders in export keys.
+    let input = json!({ "path": path, "outputDir": rule.output_dir(path), "outputRoot": rule.out });
     let result = execution::start(app, &rule.workflow, input, None, cancel)?;
     match result.finished {
         Finished::Succeeded(output) => {
@@ -995,7 +1076,13 @@ fn run_workflow(app: &App, rule: &Active, shared: &Shared, path: &Path, hash: Op
 
 /// Records a success in the results cache, then moves the original when the rule says so.
 fn record_success(app: &App, rule: &Active, path: &Path, hash: &str, output: Value, execution_id: String) -> Result<()> {
-    let cached = CachedResult { path: path.to_string_lossy().into_owned(), output, execution_id, finished_at_ms: app.clock().now_ms() };
+    let cached = CachedResult {
+        path: path.to_string_lossy().into_owned(),
+        output,
+        execution_id,
+        finished_at_ms: app.clock().now_ms(),
+        output_name: Some(batch::output_name(path, &rule.output_dir(path))),
+    };
     app.history().store_result(hash, &rule.workflow.hash, &cached)?;
     if rule.on_success == OriginalAction::Move {
         move_aside(&rule.folder, path, DONE_DIR)?;
@@ -1027,11 +1114,20 @@ fn earlier_success(app: &App, rule: &Active, path: &Path) -> Result<Option<(Stri
 pub fn move_aside(folder: &Path, path: &Path, sub: &str) -> Result<PathBuf> {
     let dir = folder.join(sub);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    move_to_free_name(path, &dir, |_| Ok(true))
+}
+
+/// Moves `path` into `dir` under the first of its own name, `a-1.jpg`, `a-2.jpg`, ... that
+/// `acceptable` takes and no file has; never overwrites. Returns where it went.
+fn move_to_free_name(path: &Path, dir: &Path, mut acceptable: impl FnMut(&Path) -> Result<bool>) -> Result<PathBuf> {
     let name = Path::new(path.file_name().unwrap_or_default());
     let stem = name.file_stem().unwrap_or_default().to_string_lossy().into_owned();
     let ext = name.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
     for n in 0u32.. {
         let target = if n == 0 { dir.join(name) } else { dir.join(format!("{stem}-{n}{ext}")) };
+        if !acceptable(&target)? {
+            continue;
+        }
         // A hard link fails when the target exists, so a race cannot overwrite either.
         match std::fs::hard_link(path, &target) {
             Ok(()) => {

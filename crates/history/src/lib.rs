@@ -83,7 +83,7 @@ pub use executions::{
     VALIDATION_ERROR,
 };
 pub use process::ProcessIdentity;
-pub use results::{CachedResult, FileHash};
+pub use results::{CachedResult, FileHash, NamedResult, OutputName};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{PendingToken, TokenAnswer};
 pub use uploads::{ExportRecord, Upload};
@@ -394,6 +394,12 @@ impl History {
     /// The result recorded for this content and workflow, if any.
     pub fn cached_result(&self, content_hash: &str, workflow_hash: &str) -> Result<Option<CachedResult>> {
         self.read(|c| results::get(c, content_hash, workflow_hash))
+    }
+
+    /// The results, of any workflow, whose outputs went to this folder under this name key,
+    /// oldest first: the images an image of the same name would displace.
+    pub fn results_named(&self, name: &OutputName) -> Result<Vec<NamedResult>> {
+        self.read(|c| results::named(c, name))
     }
 
     /// Whether the results cache holds a row recorded from this execution.

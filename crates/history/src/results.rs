@@ -26,6 +26,14 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 ) WITHOUT ROWID;
 ";
 
+/// Where a result's outputs went and the name they were made from, so a later image of the
+/// same name cannot silently replace them.
+pub(crate) const MIGRATION_OUTPUT_NAMES: &str = "
+ALTER TABLE results ADD COLUMN output_dir TEXT;
+ALTER TABLE results ADD COLUMN name_key TEXT;
+CREATE INDEX IF NOT EXISTS results_by_output_name ON results (output_dir, name_key) WHERE output_dir IS NOT NULL;
+";
+
 /// A result recorded for an image's content and a workflow.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -34,6 +42,26 @@ pub struct CachedResult {
     pub output: Value,
     pub execution_id: String,
     pub finished_at_ms: i64,
+    /// The folder the outputs were written to and the key of the name they were made from
+    /// (the input's stem, folded to lower case where the file system ignores case): what
+    /// [`crate::History::results_named`] finds. `None` for rows recorded before they were kept.
+    #[serde(skip)]
+    pub output_name: Option<OutputName>,
+}
+
+/// An output folder and a name key in it; see [`CachedResult::output_name`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OutputName {
+    pub dir: String,
+    pub key: String,
+}
+
+/// A result and the content it was made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedResult {
+    pub content_hash: String,
+    pub workflow_hash: String,
+    pub result: CachedResult,
 }
 
 /// A file's content hash, valid while its size and modification time stay the same.
@@ -45,15 +73,39 @@ pub struct FileHash {
     pub content_hash: String,
 }
 
+const COLUMNS: &str = "path, output, execution_id, finished_at, output_dir, name_key";
+
+type Row = (String, String, String, i64, Option<String>, Option<String>);
+
+fn read_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Row> {
+    Ok((r.get(first)?, r.get(first + 1)?, r.get(first + 2)?, r.get(first + 3)?, r.get(first + 4)?, r.get(first + 5)?))
+}
+
+fn to_result((path, output, execution_id, finished_at_ms, dir, key): Row) -> Result<CachedResult> {
+    let output = serde_json::from_str(&output).map_err(|e| corrupt("result", e))?;
+    let output_name = dir.zip(key).map(|(dir, key)| OutputName { dir, key });
+    Ok(CachedResult { path, output, execution_id, finished_at_ms, output_name })
+}
+
 pub(crate) fn get(conn: &Connection, content_hash: &str, workflow_hash: &str) -> Result<Option<CachedResult>> {
-    let row: Option<(String, String, String, i64)> = conn
-        .prepare_cached("SELECT path, output, execution_id, finished_at FROM results WHERE content_hash = ?1 AND workflow_hash = ?2")?
-        .query_row([content_hash, workflow_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
-    row.map(|(path, output, execution_id, finished_at_ms)| {
-        Ok(CachedResult { path, output: serde_json::from_str(&output).map_err(|e| corrupt("result", e))?, execution_id, finished_at_ms })
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM results WHERE content_hash = ?1 AND workflow_hash = ?2"))?
+        .query_row([content_hash, workflow_hash], |r| read_row(r, 0))
+        .optional()?
+        .map(to_result)
+        .transpose()
+}
+
+/// The results, of any workflow, recorded with this output folder and name key.
+pub(crate) fn named(conn: &Connection, name: &OutputName) -> Result<Vec<NamedResult>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT content_hash, workflow_hash, {COLUMNS} FROM results WHERE output_dir = ?1 AND name_key = ?2 ORDER BY finished_at"
+    ))?;
+    let rows = stmt.query_map([&name.dir, &name.key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, read_row(r, 2)?)))?;
+    rows.map(|row| {
+        let (content_hash, workflow_hash, row) = row?;
+        Ok(NamedResult { content_hash, workflow_hash, result: to_result(row)? })
     })
-    .transpose()
+    .collect()
 }
 
 /// Whether some results row names this execution.
@@ -63,11 +115,22 @@ pub(crate) fn recorded_for(conn: &Connection, execution_id: &str) -> Result<bool
 
 pub(crate) fn put(conn: &Connection, content_hash: &str, workflow_hash: &str, result: &CachedResult) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO results (content_hash, workflow_hash, path, output, execution_id, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO results (content_hash, workflow_hash, path, output, execution_id, finished_at, output_dir, name_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (content_hash, workflow_hash) DO UPDATE SET path = excluded.path, output = excluded.output,
-             execution_id = excluded.execution_id, finished_at = excluded.finished_at",
+             execution_id = excluded.execution_id, finished_at = excluded.finished_at,
+             output_dir = excluded.output_dir, name_key = excluded.name_key",
     )?
-    .execute(params![content_hash, workflow_hash, result.path, result.output.to_string(), result.execution_id, result.finished_at_ms])?;
+    .execute(params![
+        content_hash,
+        workflow_hash,
+        result.path,
+        result.output.to_string(),
+        result.execution_id,
+        result.finished_at_ms,
+        result.output_name.as_ref().map(|n| &n.dir),
+        result.output_name.as_ref().map(|n| &n.key),
+    ])?;
     Ok(())
 }
 

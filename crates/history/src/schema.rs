@@ -29,6 +29,7 @@ const MIGRATIONS: &[M<'static>] = &[
     M::up(events::MIGRATION_CHUNKS).comment("events stored in chunks, Map counts"),
     M::up(executions::MIGRATION_DEFINITIONS).comment("definitions stored once per distinct text"),
     M::up(executions::MIGRATION_BY_DEFINITION).comment("executions by definition, for deleting unused definitions"),
+    M::up(results::MIGRATION_OUTPUT_NAMES).comment("results by output folder and name, for output name conflicts"),
 ];
 
 /// The schema version this build writes.

@@ -675,10 +675,26 @@ fn results_cache_and_file_hashes_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let h = History::open(&dir.path().join("h.sqlite")).unwrap();
     assert_eq!(h.cached_result("c1", "w1").unwrap(), None);
-    let r = crate::CachedResult { path: "/a.jpg".into(), output: serde_json::json!({"ok": 1}), execution_id: "e".into(), finished_at_ms: 5 };
+    let name = crate::OutputName { dir: "/out".into(), key: "a".into() };
+    let r = crate::CachedResult {
+        path: "/a.jpg".into(),
+        output: serde_json::json!({"ok": 1}),
+        execution_id: "e".into(),
+        finished_at_ms: 5,
+        output_name: Some(name.clone()),
+    };
     h.store_result("c1", "w1", &r).unwrap();
-    assert_eq!(h.cached_result("c1", "w1").unwrap(), Some(r));
+    assert_eq!(h.cached_result("c1", "w1").unwrap(), Some(r.clone()));
     assert_eq!(h.cached_result("c1", "w2").unwrap(), None, "another workflow is another result");
+
+    // By output folder and name: every workflow's, oldest first; rows without a name are not found.
+    let later = crate::CachedResult { path: "/b/a.png".into(), finished_at_ms: 9, ..r.clone() };
+    h.store_result("c2", "w2", &later).unwrap();
+    h.store_result("c3", "w1", &crate::CachedResult { output_name: None, ..r.clone() }).unwrap();
+    h.store_result("c4", "w1", &crate::CachedResult { output_name: Some(crate::OutputName { dir: "/out".into(), key: "b".into() }), ..r.clone() })
+        .unwrap();
+    let named: Vec<_> = h.results_named(&name).unwrap().into_iter().map(|n| (n.content_hash, n.workflow_hash, n.result.path)).collect();
+    assert_eq!(named, [("c1".into(), "w1".into(), "/a.jpg".into()), ("c2".into(), "w2".into(), "/b/a.png".into())]);
 
     h.remember_file_hashes(vec![crate::FileHash { path: "/a.jpg".into(), size: 10, mtime_ns: 7, content_hash: "c1".into() }]).unwrap();
     assert_eq!(h.file_hash("/a.jpg", 10, 7).unwrap().as_deref(), Some("c1"));
@@ -892,7 +908,8 @@ fn definitions_are_stored_once_and_old_rows_keep_theirs() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut c = raw(&path);
     // A row of the schema before definitions were stored apart.
-    let before_definitions = crate::schema::SCHEMA_VERSION - 1;
+    // The 12 migrations before `executions::MIGRATION_DEFINITIONS`.
+    let before_definitions = 12;
     crate::schema::migrations().to_version(&mut c, before_definitions).unwrap();
     c.execute_batch(
         "INSERT INTO executions (id, name, workflow_name, workflow_hash, definition, input, status, started_at)
@@ -957,7 +974,7 @@ fn prune_deletes_closed_executions_and_what_is_stored_under_them_only() {
     for id in ["old-done", "recent-done"] {
         h.finish_execution(id, &Outcome::Succeeded(json!({}))).unwrap();
     }
-    let result = CachedResult { path: "/a.jpg".into(), output: json!({}), execution_id: "old-done".into(), finished_at_ms: 1 };
+    let result = CachedResult { path: "/a.jpg".into(), output: json!({}), execution_id: "old-done".into(), finished_at_ms: 1, output_name: None };
     h.store_result("hash", "workflow", &result).unwrap();
     // The old ones started and ended in 2020.
     let old = parse_time("2020-01-01").unwrap();
