@@ -365,6 +365,13 @@ pub fn run(
     } else {
         HashMap::new()
     };
+    // Earlier results are looked up name by name only in output folders that have any.
+    let mut folders_with_results: HashMap<&Path, bool> = HashMap::new();
+    for &i in &runnable {
+        if let std::collections::hash_map::Entry::Vacant(slot) = folders_with_results.entry(&out_dirs[i]) {
+            slot.insert(app.history().has_results_in(&out_dirs[i].to_string_lossy())?);
+        }
+    }
     let mut to_run = Vec::with_capacity(runnable.len());
     for i in runnable {
         let cause = match conflicts.get(&i) {
@@ -374,6 +381,10 @@ pub fn run(
                 out_dirs[i].display(),
                 if opts.flat { ", or run without --flat" } else { "" },
             ),
+            None if !folders_with_results[out_dirs[i].as_path()] => {
+                to_run.push(i);
+                continue;
+            }
             None => {
                 let name = output_name(&inputs[i].path, &out_dirs[i]);
                 match displaced_result(app, &inputs[i].path, inputs[i].hash.as_deref(), &name, true)? {

@@ -402,6 +402,12 @@ impl History {
         self.read(|c| results::named(c, name))
     }
 
+    /// Whether any result is recorded with this output folder: when none is, no image can
+    /// displace one there, and a batch into a new folder skips looking name by name.
+    pub fn has_results_in(&self, output_dir: &str) -> Result<bool> {
+        self.read(|c| results::any_in(c, output_dir))
+    }
+
     /// Whether the results cache holds a row recorded from this execution.
     pub fn result_recorded_for(&self, execution_id: &str) -> Result<bool> {
         self.read(|c| results::recorded_for(c, execution_id))

@@ -108,6 +108,11 @@ pub(crate) fn named(conn: &Connection, name: &OutputName) -> Result<Vec<NamedRes
     .collect()
 }
 
+/// Whether any result is recorded with this output folder.
+pub(crate) fn any_in(conn: &Connection, output_dir: &str) -> Result<bool> {
+    Ok(conn.prepare_cached("SELECT 1 FROM results WHERE output_dir = ?1 LIMIT 1")?.query_row([output_dir], |_| Ok(())).optional()?.is_some())
+}
+
 /// Whether some results row names this execution.
 pub(crate) fn recorded_for(conn: &Connection, execution_id: &str) -> Result<bool> {
     Ok(conn.prepare_cached("SELECT 1 FROM results WHERE execution_id = ?1 LIMIT 1")?.query_row([execution_id], |_| Ok(())).optional()?.is_some())

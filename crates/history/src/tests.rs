@@ -695,6 +695,8 @@ fn results_cache_and_file_hashes_round_trip() {
         .unwrap();
     let named: Vec<_> = h.results_named(&name).unwrap().into_iter().map(|n| (n.content_hash, n.workflow_hash, n.result.path)).collect();
     assert_eq!(named, [("c1".into(), "w1".into(), "/a.jpg".into()), ("c2".into(), "w2".into(), "/b/a.png".into())]);
+    assert!(h.has_results_in("/out").unwrap());
+    assert!(!h.has_results_in("/elsewhere").unwrap());
 
     h.remember_file_hashes(vec![crate::FileHash { path: "/a.jpg".into(), size: 10, mtime_ns: 7, content_hash: "c1".into() }]).unwrap();
     assert_eq!(h.file_hash("/a.jpg", 10, 7).unwrap().as_deref(), Some("c1"));
