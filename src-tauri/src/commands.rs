@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use pixelflow_app::batch::{self, BatchOptions};
-use pixelflow_app::desktop::{self, DesktopSettings, ExportMessage, ExportRequest, ImageFiles, RunMessage, RunReport, WorkflowEntry};
+use pixelflow_app::desktop::{self, DesktopSettings, ExecutionDetail, ExportMessage, ExportRequest, RunMessage, RunReport, WorkflowEntry};
 use pixelflow_app::export::ExportReport;
 use pixelflow_app::profiles::{self, CloudProfile, ProfileEntry, Saved};
 use pixelflow_app::doctor::{self, Check};
@@ -14,7 +14,7 @@ use pixelflow_app::execution;
 use pixelflow_app::watch::{self, RuleSpec, RuleStatus};
 use pixelflow_app::workflow::DEFAULT_WORKFLOW;
 use pixelflow_engine::{CancelToken, Diagnostic, Failure, TokenOutcome};
-use pixelflow_history::{ExecutionFilter, ExecutionRecord, ExecutionStatus, ExecutionSummary, MapProgress, PendingToken, StoredEvent, WatchRule};
+use pixelflow_history::{ExecutionFilter, ExecutionStatus, ExecutionSummary, PendingToken, StoredEvent, WatchRule};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tauri::ipc::Channel;
@@ -194,54 +194,30 @@ pub async fn list_executions(state: State<'_, Desktop>, filter: ListFilter) -> R
     Ok(state.app.history().list_executions(&filter)?)
 }
 
-/// The events [`execution_detail`] returns at first, and the most one [`execution_events`]
-/// page holds (a batch of thousands of images records many; the UI loads more on demand).
-const EVENTS_PAGE: usize = 2000;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionDetail {
-    execution: ExecutionRecord,
-    /// The first events (at most [`EVENTS_PAGE`]); `execution_events` pages on.
-    events: Vec<StoredEvent>,
-    /// How many events the execution recorded.
-    events_total: usize,
-    /// Each Map state's iteration counts over all the events, loaded or not.
-    map_progress: Vec<MapProgress>,
-    files: Vec<ImageFiles>,
-}
-
 fn not_found(id: &str) -> CommandError {
     CommandError::from(pixelflow_app::Error::NotFound(format!("no execution '{id}'")))
 }
 
-/// One execution (an id or a unique prefix), its event timeline and the files it read and wrote.
+/// One execution (an id or a unique prefix), its event timeline and the files it read and wrote
+/// (`desktop::execution_detail`: large inputs and outputs come as previews).
 #[tauri::command]
 pub async fn execution_detail<R: Runtime>(handle: AppHandle<R>, state: State<'_, Desktop>, id: String) -> Result<ExecutionDetail> {
-    let history = state.app.history();
-    let execution = history.execution(&id)?.ok_or_else(|| not_found(&id))?;
-    let events = history.events_page(&execution.id, 0, EVENTS_PAGE)?;
-    let events_total = usize::try_from(history.event_count(&execution.id)?).unwrap_or(usize::MAX);
-    let map_progress = history.map_progress(&execution.id)?;
-    let files = desktop::execution_files(&execution);
+    let detail = desktop::execution_detail(&state.app, &id)?.ok_or_else(|| not_found(&id))?;
     let scope = handle.asset_protocol_scope();
-    for f in &files {
+    for f in &detail.files {
         for p in std::iter::once(&f.input).chain(&f.outputs) {
             if p.bytes.is_some() {
                 let _ = scope.allow_file(Path::new(&p.path));
             }
         }
     }
-    Ok(ExecutionDetail { execution, events, events_total, map_progress, files })
+    Ok(detail)
 }
 
-/// A page of an execution's events: `limit` (at most [`EVENTS_PAGE`]) from `offset`.
+/// A page of an execution's events: `limit` (at most `desktop::EVENTS_PAGE`) from `offset`.
 #[tauri::command]
 pub async fn execution_events(state: State<'_, Desktop>, id: String, offset: usize, limit: Option<usize>) -> Result<Vec<StoredEvent>> {
-    let history = state.app.history();
-    let execution = history.execution(&id)?.ok_or_else(|| not_found(&id))?;
-    let limit = limit.unwrap_or(EVENTS_PAGE).min(EVENTS_PAGE);
-    Ok(history.events_page(&execution.id, offset, limit)?)
+    desktop::execution_events(&state.app, &id, offset, limit)?.ok_or_else(|| not_found(&id))
 }
 
 /// The review queue: tasks waiting on `.waitForTaskToken`, oldest first (`pixelflow task list`).

@@ -136,6 +136,12 @@ describe('the UI with a mocked shell', () => {
     await page.waitForFunction(() => document.querySelectorAll('table.timeline tbody tr').length === 18);
     expect(await page.locator('button:has-text("Load more")').count()).toBe(0);
     expect((await calls()).find((c) => c.cmd === 'execution_events')?.args).toMatchObject({ id: '3333cccc-0000-4000-8000-000000000003', offset: 10 });
+    // Its input, 3.3 MB of JSON, comes as its start and its size.
+    await page.click('button[role="tab"]:has-text("Input / output")');
+    await page.waitForSelector('[data-testid="input-cut"]');
+    expect(await page.textContent('[data-testid="input-cut"]')).toContain('3.3 MiB of JSON');
+    expect(await page.textContent('.io pre')).toContain('"path": "/photos/IMG_00000.png"');
+    expect(await page.locator('[data-testid="output-cut"]').count()).toBe(0);
     expect(pageErrors).toEqual([]);
   });
 

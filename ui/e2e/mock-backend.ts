@@ -134,8 +134,12 @@ mockIPC((cmd, raw) => {
     case 'execution_detail': {
       const e = executions.find((x) => x.id.startsWith(String(args.id)));
       if (!e) throw { code: 'notFound', message: `no execution '${args.id}'`, diagnostics: [] };
+      // The thumbnail one is a batch whose input is too large to send whole.
+      const batch = e.workflowName === 'thumbnail';
       return {
-        execution: { ...e, workflowHash: 'h', definition: definitions[e.workflowName], input: { path: '/photos/a.jpg', outputDir: '/data/output' }, output: { optimized: [{ path: '/data/output/a.min.jpg' }] }, cause: e.error ? 'the file is not an image' : null },
+        execution: { ...e, workflowHash: 'h', definition: definitions[e.workflowName], input: batch ? null : { path: '/photos/a.jpg', outputDir: '/data/output' }, output: { optimized: [{ path: '/data/output/a.min.jpg' }] }, cause: e.error ? 'the file is not an image' : null },
+        inputPreview: batch ? { text: '{\n  "items": [\n    {\n      "path": "/photos/IMG_00000.png"', bytes: 3_460_000 } : null,
+        outputPreview: null,
         // The thumbnail one pages its timeline: 10 of its events come first.
         events: e.status !== 'SUCCEEDED' ? events.slice(0, 3) : e.workflowName === 'thumbnail' ? events.slice(0, 10) : events,
         eventsTotal: e.status === 'SUCCEEDED' ? events.length : 3,

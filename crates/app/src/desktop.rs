@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pixelflow_engine::{CancelToken, Diagnostic, TaskContext};
-use pixelflow_history::ExecutionRecord;
+use pixelflow_history::{ExecutionRecord, MapProgress, StoredEvent};
 use pixelflow_sync::{Overwrite, StoreOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -250,6 +250,145 @@ fn image_files(input: &str, output: &Value) -> ImageFiles {
 
 fn file_info(path: &str) -> FileInfo {
     FileInfo { path: path.to_string(), bytes: std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len()) }
+}
+
+/// The events [`execution_detail`] returns at first, and the most one [`execution_events`]
+/// page holds (a batch of thousands of images records many; the UI loads more on demand).
+pub const EVENTS_PAGE: usize = 2000;
+
+/// The largest JSON payload (an execution's input or output) the window is sent whole. A
+/// 40,000-image batch's input is 3 MB of JSON and its output 5 MB, its first events carry them
+/// again, and the window asks for a running execution every second: sent whole, they kept the
+/// webview parsing and laying out megabytes it never showed.
+pub const SHOWN_WHOLE_BYTES: usize = 64 * 1024;
+
+/// The largest field of an event's detail the window is sent: the timeline shows errors,
+/// causes and item numbers, never a state's input or output.
+pub const EVENT_FIELD_BYTES: usize = 4 * 1024;
+
+/// One execution as the window shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionDetail {
+    /// The record; an input or output over [`SHOWN_WHOLE_BYTES`] is `null` here and has a preview.
+    pub execution: ExecutionRecord,
+    pub input_preview: Option<Preview>,
+    pub output_preview: Option<Preview>,
+    /// The first events (at most [`EVENTS_PAGE`], see [`trim_event_details`]).
+    pub events: Vec<StoredEvent>,
+    /// How many events the execution recorded.
+    pub events_total: usize,
+    /// Each Map state's iteration counts over all the events, loaded or not.
+    pub map_progress: Vec<MapProgress>,
+    pub files: Vec<ImageFiles>,
+}
+
+/// The start of a payload too large to send whole: its first [`SHOWN_WHOLE_BYTES`]
+/// pretty-printed, cut at a line's end, and the size of the whole as compact JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    pub text: String,
+    pub bytes: u64,
+}
+
+/// One execution (an id or a unique prefix), its first events and the files it read and wrote,
+/// sized for the window; `None` when there is no such execution.
+pub fn execution_detail(app: &App, id: &str) -> Result<Option<ExecutionDetail>> {
+    let history = app.history();
+    let Some(mut execution) = history.execution(id)? else { return Ok(None) };
+    let mut events = history.events_page(&execution.id, 0, EVENTS_PAGE)?;
+    trim_event_details(&mut events);
+    let events_total = usize::try_from(history.event_count(&execution.id)?).unwrap_or(usize::MAX);
+    let map_progress = history.map_progress(&execution.id)?;
+    let files = execution_files(&execution);
+    let input_preview = preview_if_large(&mut execution.input);
+    let output_preview = execution.output.as_mut().and_then(preview_if_large);
+    Ok(Some(ExecutionDetail { execution, input_preview, output_preview, events, events_total, map_progress, files }))
+}
+
+/// A page of an execution's events: `limit` (at most [`EVENTS_PAGE`]) from `offset`, trimmed as
+/// [`trim_event_details`] says; `None` when there is no such execution.
+pub fn execution_events(app: &App, id: &str, offset: usize, limit: Option<usize>) -> Result<Option<Vec<StoredEvent>>> {
+    let history = app.history();
+    let Some(execution) = history.execution(id)? else { return Ok(None) };
+    let mut events = history.events_page(&execution.id, offset, limit.unwrap_or(EVENTS_PAGE).min(EVENTS_PAGE))?;
+    trim_event_details(&mut events);
+    Ok(Some(events))
+}
+
+/// Replaces `value` with `null` and returns its [`Preview`] when its JSON is over
+/// [`SHOWN_WHOLE_BYTES`]; leaves it alone otherwise.
+pub fn preview_if_large(value: &mut Value) -> Option<Preview> {
+    let bytes = json_bytes(value, u64::MAX);
+    if bytes <= SHOWN_WHOLE_BYTES as u64 {
+        return None;
+    }
+    let mut head = Capped { bytes: Vec::with_capacity(SHOWN_WHOLE_BYTES + 1), cap: SHOWN_WHOLE_BYTES + 1 };
+    // Stops with an error once the cap is passed: the rest is never formatted.
+    let _ = serde_json::to_writer_pretty(&mut head, value);
+    let mut text = String::from_utf8_lossy(&head.bytes).into_owned();
+    text.truncate(text.rfind('\n').unwrap_or(0));
+    *value = Value::Null;
+    Some(Preview { text, bytes })
+}
+
+/// Replaces each field of the events' details over [`EVENT_FIELD_BYTES`] of JSON (a state's
+/// input or output) with a note of its size: `pixelflow history show --json` has them whole.
+pub fn trim_event_details(events: &mut [StoredEvent]) {
+    for event in events {
+        let Value::Object(fields) = &mut event.detail else { continue };
+        for value in fields.values_mut() {
+            let bytes = json_bytes(value, EVENT_FIELD_BYTES as u64 + 1);
+            if bytes > EVENT_FIELD_BYTES as u64 {
+                *value = Value::String(format!("(over {} KB of JSON, not shown here)", EVENT_FIELD_BYTES / 1024));
+            }
+        }
+    }
+}
+
+/// The size of `value` as compact JSON, counted up to `cap` (a larger value gives at least
+/// `cap`) without building the text.
+fn json_bytes(value: &Value, cap: u64) -> u64 {
+    struct Counter {
+        bytes: u64,
+        cap: u64,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.bytes += buf.len() as u64;
+            if self.bytes >= self.cap {
+                return Err(std::io::Error::other("past the cap"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { bytes: 0, cap };
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.bytes
+}
+
+/// A writer that keeps the first `cap` bytes, then fails.
+struct Capped {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = self.cap - self.bytes.len();
+        self.bytes.extend_from_slice(&buf[..buf.len().min(room)]);
+        if buf.len() >= room {
+            return Err(std::io::Error::other("past the cap"));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every fault of a definition (empty when it is valid), as `pixelflow workflow validate`
@@ -741,6 +880,49 @@ mod tests {
         report.items.push(item(batch::ItemOutcome::Pending));
         report.interrupted = true;
         assert_eq!(finished_notice("thumbnail", &report).0, "thumbnail: stopped");
+    }
+
+    #[test]
+    fn a_large_executions_detail_is_sent_as_previews_and_a_small_ones_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(crate::DataDir::new(dir.path())).unwrap();
+        let definition = r#"{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}"#;
+        let workflow = Workflow::from_text("pass", definition, app.steps()).unwrap();
+        let run = |input: Value| crate::execution::start(&app, &workflow, input, None, &CancelToken::new()).unwrap().id;
+
+        // A batch's input: 20,000 items, about 1.1 MB of JSON.
+        let items: Vec<Value> = (0..20_000).map(|i| json!({"path": format!("/photos/day{}/IMG_{i:05}.png", i / 1000), "outputDir": "/out"})).collect();
+        let input = json!({ "items": items });
+        let whole = serde_json::to_string(&input).unwrap().len() as u64;
+        let id = run(input.clone());
+        let detail = execution_detail(&app, &id).unwrap().unwrap();
+        let preview = detail.input_preview.as_ref().expect("a preview of the input");
+        assert_eq!(preview.bytes, whole);
+        assert!(preview.text.starts_with("{\n  \"items\": [\n    {\n      \"path\": \"/photos/day0/IMG_00000.png\""), "{}", &preview.text[..80]);
+        assert!(preview.text.len() <= SHOWN_WHOLE_BYTES && preview.text.len() > SHOWN_WHOLE_BYTES - 100);
+        let pretty = serde_json::to_string_pretty(&input).unwrap();
+        assert!(pretty.starts_with(&format!("{}\n", preview.text)), "the start of the pretty text, cut at a line's end");
+        assert_eq!(detail.execution.input, Value::Null);
+        assert_eq!(detail.output_preview.as_ref().map(|p| p.bytes), Some(whole), "the Pass state's output is its input");
+        // The files are those of the whole input (up to the window's limit).
+        assert_eq!(detail.files.len(), MAX_IMAGE_PAIRS);
+        // The events keep what the timeline shows and lose the payloads.
+        let started = detail.events.iter().find(|e| e.kind == "ExecutionStarted").unwrap();
+        assert_eq!(started.detail["input"], json!("(over 4 KB of JSON, not shown here)"));
+        let sent = serde_json::to_string(&detail).unwrap().len() as u64;
+        // Previews and 1,000 pairs of files: about 225 KB, not the 6 MB of every copy of the input.
+        assert!(sent < whole / 4, "{sent} bytes sent for an input of {whole}");
+        let paged = execution_events(&app, &id, 0, None).unwrap().unwrap();
+        assert_eq!(paged, detail.events);
+        assert!(execution_events(&app, "no-such-execution", 0, None).unwrap().is_none());
+
+        // A single image's execution is sent whole.
+        let input = json!({"path": "/photos/a.jpg", "outputDir": "/out"});
+        let id = run(input.clone());
+        let detail = execution_detail(&app, &id).unwrap().unwrap();
+        assert_eq!((detail.input_preview, detail.output_preview), (None, None));
+        assert_eq!((detail.execution.input, detail.execution.output), (input.clone(), Some(input.clone())));
+        assert_eq!(detail.events.iter().find(|e| e.kind == "ExecutionStarted").unwrap().detail["input"], input);
     }
 
     #[test]

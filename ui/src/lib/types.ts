@@ -101,7 +101,10 @@ export interface ImageFiles {
 }
 
 export interface ExecutionDetail {
+  /** Its `input` or `output` is null when too large to send whole: see the previews. */
   execution: ExecutionRecord;
+  inputPreview?: Preview | null;
+  outputPreview?: Preview | null;
   /** The first events; `execution_events` pages on. */
   events: StoredEvent[];
   /** How many events the execution recorded. */
@@ -109,6 +112,12 @@ export interface ExecutionDetail {
   /** Each Map state's iteration counts over all the events, loaded or not. */
   mapProgress: MapProgress[];
   files: ImageFiles[];
+}
+
+/** The start of a payload too large to send whole (pretty-printed), and the size of the whole. */
+export interface Preview {
+  text: string;
+  bytes: number;
 }
 
 export interface MapProgress {
