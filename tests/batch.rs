@@ -185,6 +185,8 @@ fn a_later_run_never_replaces_the_outputs_of_another_image_but_replaces_an_edite
     assert_eq!(code, 0, "{report}");
     let thumbnail = sb.path().join("out/DSC_0001.jpg");
     let made_first = std::fs::read(&thumbnail).unwrap();
+    // The same card into a second folder: its thumbnail in the first one still holds the name.
+    assert_eq!(run_batch_to(&sb, &first, "web", &[]).0, 0);
 
     let (code, report) = run_batch(&sb, &second, &[]);
     assert_eq!(code, 1, "{report}");

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pixelflow_engine::{CancelToken, Checkpoint, Event, Failure, Journal, JournalError, Stop, TokenOutcome};
-use pixelflow_history::{CachedResult, Outcome, OutputName};
+use pixelflow_history::{CachedResult, NamedOutputs, Outcome, OutputName};
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -242,36 +242,44 @@ fn output_conflicts(order: impl Iterator<Item = usize>, paths: &[&Path], dirs: &
     conflicts
 }
 
-/// The earlier result, of an earlier run or of a watch folder, whose outputs `path` would
-/// replace: recorded under the same output folder and name, made from other content, and the
-/// latest to write a file that is still in that folder. When `same_path_is_an_edit`, a result
-/// made from this very path is this image's earlier version (edited since), whose outputs it
-/// is meant to replace.
-pub(crate) fn displaced_result(
+/// The earlier image, of an earlier run or of a watch folder, whose outputs `path` would
+/// replace: recorded under the same output folder and name, other content, and the latest to
+/// write a file that is still in that folder. When `same_path_is_an_edit`, outputs made from
+/// this very path are this image's earlier version (edited since), which it is meant to replace.
+pub(crate) fn displaced_outputs(
     app: &App,
     path: &Path,
     hash: Option<&str>,
     name: &OutputName,
     same_path_is_an_edit: bool,
-) -> Result<Option<CachedResult>> {
-    let out_dir = Path::new(&name.dir);
-    // Newest first: a file rewritten by a later result is that result's, not the older one's.
-    let mut written_later: HashSet<PathBuf> = HashSet::new();
-    for earlier in app.history().results_named(name)?.into_iter().rev() {
-        let result = earlier.result;
-        let mut files = Vec::new();
-        output_paths(&result.output, &mut files);
-        let owned: Vec<PathBuf> = files
-            .into_iter()
-            .map(PathBuf::from)
-            .filter(|f| f.parent() == Some(out_dir) && written_later.insert(f.clone()))
-            .collect();
-        let its_own = Some(earlier.content_hash.as_str()) == hash || (same_path_is_an_edit && Path::new(&result.path) == path);
-        if !its_own && owned.iter().any(|f| f.is_file()) {
-            return Ok(Some(result));
+) -> Result<Option<NamedOutputs>> {
+    // Newest first: a file rewritten by a later image is that image's, not the older one's.
+    let mut written_later: HashSet<String> = HashSet::new();
+    for earlier in app.history().outputs_named(name)?.into_iter().rev() {
+        let owned: Vec<&String> = earlier.files.iter().filter(|f| written_later.insert((*f).clone())).collect();
+        let its_own = Some(earlier.content_hash.as_str()) == hash || (same_path_is_an_edit && Path::new(&earlier.path) == path);
+        if !its_own && owned.iter().any(|f| Path::new(f).is_file()) {
+            return Ok(Some(earlier));
         }
     }
     Ok(None)
+}
+
+/// The files of `output` that lie directly in `out_dir`: what an image leaves under its
+/// [`output_name`] there.
+pub(crate) fn files_in(output: &Value, out_dir: &Path) -> Vec<String> {
+    let mut named = Vec::new();
+    output_paths(output, &mut named);
+    let mut files: Vec<String> = named.into_iter().filter(|f| Path::new(f).parent() == Some(out_dir)).map(str::to_string).collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// Whether the workflow writes output files, so that its images' output names can collide
+/// (see [`writes_outputs`]); assumed when its text does not parse.
+pub(crate) fn workflow_writes_outputs(workflow: &Workflow) -> bool {
+    serde_json::from_str(&workflow.text).map_or(true, |d: Value| writes_outputs(&d))
 }
 
 /// Whether any state of the definition reads or sets `outputDir` (a parameter of the steps
@@ -358,18 +366,20 @@ pub fn run(
         items.push(ItemReport { path: input.path.clone(), bytes: input.bytes, outcome });
     }
     // Images already done own their output names; then the rest in path order.
-    let conflicts = if serde_json::from_str(&workflow.text).map_or(true, |d: Value| writes_outputs(&d)) {
+    let checks_names = workflow_writes_outputs(workflow);
+    let conflicts = if checks_names {
         let paths: Vec<&Path> = inputs.iter().map(|i| i.path.as_path()).collect();
         let done = (0..inputs.len()).filter(|i| matches!(items[*i].outcome, ItemOutcome::Cached { .. }));
         output_conflicts(done.chain(runnable.iter().copied()), &paths, &out_dirs)
     } else {
         HashMap::new()
     };
-    // Earlier results are looked up name by name only in output folders that have any.
+    // Earlier outputs are looked up name by name only in output folders that have any, and
+    // only for a workflow that writes outputs.
     let mut folders_with_results: HashMap<&Path, bool> = HashMap::new();
     for &i in &runnable {
         if let std::collections::hash_map::Entry::Vacant(slot) = folders_with_results.entry(&out_dirs[i]) {
-            slot.insert(app.history().has_results_in(&out_dirs[i].to_string_lossy())?);
+            slot.insert(checks_names && app.history().has_outputs_in(&out_dirs[i].to_string_lossy())?);
         }
     }
     let mut to_run = Vec::with_capacity(runnable.len());
@@ -387,7 +397,7 @@ pub fn run(
             }
             None => {
                 let name = output_name(&inputs[i].path, &out_dirs[i]);
-                match displaced_result(app, &inputs[i].path, inputs[i].hash.as_deref(), &name, true)? {
+                match displaced_outputs(app, &inputs[i].path, inputs[i].hash.as_deref(), &name, true)? {
                     Some(earlier) => format!(
                         "its outputs would replace those of {}, made earlier (execution {}) with the same name in {}; rename it, or write it to another folder",
                         earlier.path,
@@ -564,9 +574,9 @@ impl BatchObserver {
                     output: output.clone(),
                     execution_id: execution.to_string(),
                     finished_at_ms: self.app.clock().now_ms(),
-                    output_name: Some(name.clone()),
                 };
-                if let Err(e) = self.app.history().store_result(hash, &self.workflow_hash, &result) {
+                let files = files_in(output, Path::new(&name.dir));
+                if let Err(e) = self.app.history().store_result(hash, &self.workflow_hash, &result, Some((name, &files))) {
                     tracing::warn!(error = %e, path = %path.display(), "could not record the result in the cache");
                 }
             }
@@ -689,7 +699,7 @@ mod tests {
         std::fs::create_dir_all(&out).unwrap();
         std::fs::write(&input, b"x").unwrap();
         std::fs::write(out.join("a.jpg"), b"x").unwrap();
-        let cached = |output: Value| CachedResult { path: input.to_string_lossy().into_owned(), output, execution_id: "e".into(), finished_at_ms: 0, output_name: None };
+        let cached = |output: Value| CachedResult { path: input.to_string_lossy().into_owned(), output, execution_id: "e".into(), finished_at_ms: 0 };
         let resized = cached(json!({"path": input, "resized": {"variants": [{"path": out.join("a.jpg")}]}}));
         assert!(cached_result_stands(&resized, &input, &out, &out));
         let elsewhere = dir.path().join("elsewhere");

@@ -262,8 +262,8 @@ pub const EVENTS_PAGE: usize = 2000;
 /// webview parsing and laying out megabytes it never showed.
 pub const SHOWN_WHOLE_BYTES: usize = 64 * 1024;
 
-/// The largest field of an event's detail the window is sent: the timeline shows errors,
-/// causes and item numbers, never a state's input or output.
+/// The largest state input or output in an event's detail the window is sent: the timeline
+/// shows errors, causes and item numbers, never those.
 pub const EVENT_FIELD_BYTES: usize = 4 * 1024;
 
 /// One execution as the window shows it.
@@ -328,17 +328,22 @@ pub fn preview_if_large(value: &mut Value) -> Option<Preview> {
     // Stops with an error once the cap is passed: the rest is never formatted.
     let _ = serde_json::to_writer_pretty(&mut head, value);
     let mut text = String::from_utf8_lossy(&head.bytes).into_owned();
-    text.truncate(text.rfind('\n').unwrap_or(0));
+    // At a line's end; within the one line of a huge string, at a character's end.
+    let mut cut = text.rfind('\n').unwrap_or(SHOWN_WHOLE_BYTES.min(text.len()));
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
     *value = Value::Null;
     Some(Preview { text, bytes })
 }
 
-/// Replaces each field of the events' details over [`EVENT_FIELD_BYTES`] of JSON (a state's
-/// input or output) with a note of its size: `pixelflow history show --json` has them whole.
+/// Replaces each state input or output in the events' details over [`EVENT_FIELD_BYTES`] of
+/// JSON with a note of its size: `pixelflow history show --json` has them whole.
 pub fn trim_event_details(events: &mut [StoredEvent]) {
     for event in events {
         let Value::Object(fields) = &mut event.detail else { continue };
-        for value in fields.values_mut() {
+        for (_, value) in fields.iter_mut().filter(|(k, _)| matches!(k.as_str(), "input" | "output")) {
             let bytes = json_bytes(value, EVENT_FIELD_BYTES as u64 + 1);
             if bytes > EVENT_FIELD_BYTES as u64 {
                 *value = Value::String(format!("(over {} KB of JSON, not shown here)", EVENT_FIELD_BYTES / 1024));
@@ -923,6 +928,35 @@ mod tests {
         assert_eq!((detail.input_preview, detail.output_preview), (None, None));
         assert_eq!((detail.execution.input, detail.execution.output), (input.clone(), Some(input.clone())));
         assert_eq!(detail.events.iter().find(|e| e.kind == "ExecutionStarted").unwrap().detail["input"], input);
+    }
+
+    #[test]
+    fn previews_cut_at_a_characters_end_and_events_keep_long_causes() {
+        // One line of multi-byte text: cut within it, at a character's end.
+        let mut huge = Value::String("é".repeat(40_000));
+        let preview = preview_if_large(&mut huge).unwrap();
+        assert_eq!(preview.bytes, 80_002);
+        assert!(preview.text.len() > SHOWN_WHOLE_BYTES - 4 && preview.text.len() <= SHOWN_WHOLE_BYTES);
+        assert!(preview.text.starts_with("\"éé") && preview.text[1..].chars().all(|c| c == 'é'));
+        assert_eq!(huge, Value::Null);
+        let mut small = json!({"a": 1});
+        assert_eq!(preview_if_large(&mut small), None);
+        assert_eq!(small, json!({"a": 1}));
+
+        let cause = "x".repeat(10_000);
+        let big = json!({ "items": vec!["y".repeat(100); 100] });
+        let mut events = vec![StoredEvent {
+            seq: 1,
+            timestamp_ms: 0,
+            kind: "TaskFailed".into(),
+            state: Some("S".into()),
+            key: "/0:S".into(),
+            detail: json!({"error": "E", "cause": cause, "input": big, "output": {"small": true}}),
+        }];
+        trim_event_details(&mut events);
+        assert_eq!(events[0].detail["cause"], json!(cause), "the timeline shows causes whole");
+        assert_eq!(events[0].detail["input"], json!("(over 4 KB of JSON, not shown here)"));
+        assert_eq!(events[0].detail["output"], json!({"small": true}));
     }
 
     #[test]

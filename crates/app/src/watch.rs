@@ -268,6 +268,8 @@ struct Active {
     include: Option<GlobSet>,
     exclude: GlobSet,
     workflow: Workflow,
+    /// Whether the workflow writes output files (whose names can collide).
+    writes_outputs: bool,
     out: PathBuf,
     jobs: usize,
     on_success: OriginalAction,
@@ -276,13 +278,15 @@ struct Active {
 
 impl Active {
     fn from_rule(app: &App, rule: &WatchRule) -> Result<Active> {
+        let workflow = resolve_workflow(app, &rule.workflow)?;
         Ok(Active {
             id: Some(rule.id),
             folder: PathBuf::from(&rule.folder),
             recursive: rule.recursive,
             include: if rule.include.is_empty() { None } else { Some(glob_set(&rule.include)?) },
             exclude: glob_set(&rule.exclude)?,
-            workflow: resolve_workflow(app, &rule.workflow)?,
+            writes_outputs: batch::workflow_writes_outputs(&workflow),
+            workflow,
             out: PathBuf::from(&rule.output),
             jobs: (rule.concurrency as usize).max(1),
             on_success: rule.on_success,
@@ -467,6 +471,7 @@ fn default_active(app: &App, fallback: &RuleSpec) -> Result<Active> {
         recursive: fallback.recursive,
         include: if fallback.include.is_empty() { None } else { Some(glob_set(&fallback.include)?) },
         exclude: glob_set(&fallback.exclude)?,
+        writes_outputs: batch::workflow_writes_outputs(&workflow),
         workflow,
         out,
         jobs: fallback.jobs.unwrap_or(DEFAULT_JOBS).max(1),
@@ -485,9 +490,12 @@ fn resume_left_over(app: &App, cancel: &CancelToken) -> Result<()> {
         let Some(path) = record.input.get("path").and_then(Value::as_str) else { continue };
         let hashed = hashing::hash_file(app, Path::new(path));
         if let Some(hash) = hashed.hash {
-            let output_name = record.input.get("outputDir").and_then(Value::as_str).map(|dir| batch::output_name(Path::new(path), Path::new(dir)));
-            let result = CachedResult { path: path.to_string(), output, execution_id: r.id.clone(), finished_at_ms: app.clock().now_ms(), output_name };
-            app.history().store_result(&hash, &record.workflow_hash, &result)?;
+            let named = record.input.get("outputDir").and_then(Value::as_str).map(|dir| {
+                let dir = Path::new(dir);
+                (batch::output_name(Path::new(path), dir), batch::files_in(&output, dir))
+            });
+            let result = CachedResult { path: path.to_string(), output, execution_id: r.id.clone(), finished_at_ms: app.clock().now_ms() };
+            app.history().store_result(&hash, &record.workflow_hash, &result, named.as_ref().map(|(n, f)| (n, f.as_slice())))?;
         }
     }
     Ok(())
@@ -982,7 +990,8 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
         return name_conflict(app, rule, shared, path, &hash, &out_dir, "another image of the same name, being processed now");
     };
     let edits_in_place = rule.on_success != OriginalAction::Move;
-    if let Some(earlier) = batch::displaced_result(app, path, Some(&hash), &name, edits_in_place)? {
+    let displaced = if rule.writes_outputs { batch::displaced_outputs(app, path, Some(&hash), &name, edits_in_place)? } else { None };
+    if let Some(earlier) = displaced {
         let other = format!("{}, processed earlier (execution {})", earlier.path, earlier.execution_id);
         return name_conflict(app, rule, shared, path, &hash, &out_dir, &other);
     }
@@ -1008,22 +1017,30 @@ impl Drop for NameInUse<'_> {
     }
 }
 
+/// The most names tried when renaming an image whose name is taken (`a-1.jpg` ... `a-1000.jpg`).
+const RENAME_TRIES: u32 = 1000;
+
 /// `path`'s outputs would replace those of `other` (same output folder, same name). Under a
 /// rule that moves originals away, `path` is renamed in place to the first free name
-/// (`a-1.jpg`, `a-2.jpg`, ...) and the watcher takes it under that name: cameras and phones
-/// reuse names, and its original would be renamed so in `done/` anyway. Otherwise the image is
-/// refused, with the reason in the history, as a batch refuses it; nothing is overwritten.
+/// (`a-1.jpg`, `a-2.jpg`, ...) that the rule still takes, and the watcher takes it under that
+/// name: cameras and phones reuse names, and its original would be renamed so in `done/`
+/// anyway. Otherwise, or when no such name is free, the image is refused, with the reason in
+/// the history, as a batch refuses it; nothing is overwritten.
 fn name_conflict(app: &App, rule: &Active, shared: &Shared, path: &Path, hash: &str, out_dir: &Path, other: &str) -> Result<()> {
     if rule.on_success == OriginalAction::Move {
         let dir = path.parent().unwrap_or(Path::new(""));
-        let renamed = move_to_free_name(path, dir, |candidate| {
+        let renamed = move_to_free_name(path, dir, RENAME_TRIES, |candidate| {
             let name = batch::output_name(candidate, out_dir);
             Ok(candidate != path
+                && rule.wants(candidate)
                 && !lock(&shared.names_in_use).contains(&name)
-                && batch::displaced_result(app, candidate, None, &name, false)?.is_none())
+                && batch::displaced_outputs(app, candidate, None, &name, false)?.is_none())
         })?;
-        tracing::info!(path = %path.display(), renamed = %renamed.display(), "renamed: its outputs would replace those of {other}");
-        return Ok(());
+        if let Some(renamed) = renamed {
+            tracing::info!(path = %path.display(), renamed = %renamed.display(), "renamed: its outputs would replace those of {other}");
+            return Ok(());
+        }
+        tracing::warn!(path = %path.display(), "no free name to rename it to among {RENAME_TRIES}");
     }
     let cause = format!(
         "its outputs would replace those of {other}, which has the same name and writes to the same folder {}; rename it",
@@ -1076,14 +1093,11 @@ fn run_workflow(app: &App, rule: &Active, shared: &Shared, path: &Path, hash: Op
 
 /// Records a success in the results cache, then moves the original when the rule says so.
 fn record_success(app: &App, rule: &Active, path: &Path, hash: &str, output: Value, execution_id: String) -> Result<()> {
-    let cached = CachedResult {
-        path: path.to_string_lossy().into_owned(),
-        output,
-        execution_id,
-        finished_at_ms: app.clock().now_ms(),
-        output_name: Some(batch::output_name(path, &rule.output_dir(path))),
-    };
-    app.history().store_result(hash, &rule.workflow.hash, &cached)?;
+    let out_dir = rule.output_dir(path);
+    let name = batch::output_name(path, &out_dir);
+    let files = batch::files_in(&output, &out_dir);
+    let cached = CachedResult { path: path.to_string_lossy().into_owned(), output, execution_id, finished_at_ms: app.clock().now_ms() };
+    app.history().store_result(hash, &rule.workflow.hash, &cached, Some((&name, &files)))?;
     if rule.on_success == OriginalAction::Move {
         move_aside(&rule.folder, path, DONE_DIR)?;
     }
@@ -1114,16 +1128,17 @@ fn earlier_success(app: &App, rule: &Active, path: &Path) -> Result<Option<(Stri
 pub fn move_aside(folder: &Path, path: &Path, sub: &str) -> Result<PathBuf> {
     let dir = folder.join(sub);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    move_to_free_name(path, &dir, |_| Ok(true))
+    move_to_free_name(path, &dir, u32::MAX, |_| Ok(true))?.ok_or_else(|| Error::io(&dir, std::io::Error::other("no free name")))
 }
 
-/// Moves `path` into `dir` under the first of its own name, `a-1.jpg`, `a-2.jpg`, ... that
-/// `acceptable` takes and no file has; never overwrites. Returns where it went.
-fn move_to_free_name(path: &Path, dir: &Path, mut acceptable: impl FnMut(&Path) -> Result<bool>) -> Result<PathBuf> {
+/// Moves `path` into `dir` under the first of its own name, `a-1.jpg`, ... `a-{max_suffix}.jpg`
+/// that `acceptable` takes and no file has; never overwrites. Returns where it went, or `None`
+/// when none of them would do.
+fn move_to_free_name(path: &Path, dir: &Path, max_suffix: u32, mut acceptable: impl FnMut(&Path) -> Result<bool>) -> Result<Option<PathBuf>> {
     let name = Path::new(path.file_name().unwrap_or_default());
     let stem = name.file_stem().unwrap_or_default().to_string_lossy().into_owned();
     let ext = name.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
-    for n in 0u32.. {
+    for n in 0..=max_suffix {
         let target = if n == 0 { dir.join(name) } else { dir.join(format!("{stem}-{n}{ext}")) };
         if !acceptable(&target)? {
             continue;
@@ -1132,18 +1147,18 @@ fn move_to_free_name(path: &Path, dir: &Path, mut acceptable: impl FnMut(&Path) 
         match std::fs::hard_link(path, &target) {
             Ok(()) => {
                 std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-                return Ok(target);
+                return Ok(Some(target));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(_) if !target.exists() => {
                 // No hard links here (another file system, or not supported): a plain rename.
                 std::fs::rename(path, &target).map_err(|e| Error::io(path, e))?;
-                return Ok(target);
+                return Ok(Some(target));
             }
             Err(e) => return Err(Error::io(&target, e)),
         }
     }
-    unreachable!("u32 suffixes exhausted")
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -1174,6 +1189,7 @@ mod tests {
             include: if include.is_empty() { None } else { Some(glob_set(&include.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()) },
             exclude: glob_set(&exclude.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap(),
             workflow: Workflow::bundled("thumbnail", &steps).unwrap(),
+            writes_outputs: true,
             out: folder.join("out"),
             jobs: 1,
             on_success: OriginalAction::Leave,

@@ -83,7 +83,7 @@ pub use executions::{
     VALIDATION_ERROR,
 };
 pub use process::ProcessIdentity;
-pub use results::{CachedResult, FileHash, NamedResult, OutputName};
+pub use results::{CachedResult, FileHash, NamedOutputs, OutputName};
 pub use schema::SCHEMA_VERSION;
 pub use tokens::{PendingToken, TokenAnswer};
 pub use uploads::{ExportRecord, Upload};
@@ -396,15 +396,15 @@ impl History {
         self.read(|c| results::get(c, content_hash, workflow_hash))
     }
 
-    /// The results, of any workflow, whose outputs went to this folder under this name key,
-    /// oldest first: the images an image of the same name would displace.
-    pub fn results_named(&self, name: &OutputName) -> Result<Vec<NamedResult>> {
+    /// What images left in this folder under this name key, oldest first: the outputs an
+    /// image of the same name would displace.
+    pub fn outputs_named(&self, name: &OutputName) -> Result<Vec<NamedOutputs>> {
         self.read(|c| results::named(c, name))
     }
 
-    /// Whether any result is recorded with this output folder: when none is, no image can
-    /// displace one there, and a batch into a new folder skips looking name by name.
-    pub fn has_results_in(&self, output_dir: &str) -> Result<bool> {
+    /// Whether any image's outputs are recorded in this folder: when none are, no image can
+    /// displace them there, and a batch into a new folder skips looking name by name.
+    pub fn has_outputs_in(&self, output_dir: &str) -> Result<bool> {
         self.read(|c| results::any_in(c, output_dir))
     }
 
@@ -413,10 +413,18 @@ impl History {
         self.read(|c| results::recorded_for(c, execution_id))
     }
 
-    /// Records what a workflow produced for an image's content (durable on return).
-    pub fn store_result(&self, content_hash: &str, workflow_hash: &str, result: &CachedResult) -> Result<()> {
+    /// Records what a workflow produced for an image's content and, when given, the output
+    /// files it left under that output name, in one transaction (durable on return).
+    pub fn store_result(&self, content_hash: &str, workflow_hash: &str, result: &CachedResult, named: Option<(&OutputName, &[String])>) -> Result<()> {
         let (content_hash, workflow_hash, result) = (content_hash.to_string(), workflow_hash.to_string(), result.clone());
-        self.inner.writer.call(Scope::Nothing, move |c| results::put(c, &content_hash, &workflow_hash, &result))
+        let named = named.map(|(name, files)| (name.clone(), files.to_vec()));
+        self.inner.writer.call(Scope::Nothing, move |c| {
+            results::put(c, &content_hash, &workflow_hash, &result)?;
+            if let Some((name, files)) = &named {
+                results::put_named(c, name, &content_hash, &result.path, files, &result.execution_id)?;
+            }
+            Ok(())
+        })
     }
 
     /// The content hash remembered for a file, valid while its size and mtime are unchanged.

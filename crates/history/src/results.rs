@@ -26,12 +26,21 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 ) WITHOUT ROWID;
 ";
 
-/// Where a result's outputs went and the name they were made from, so a later image of the
-/// same name cannot silently replace them.
+/// The output files each image left in each folder, under the name they were made from, so a
+/// later image of the same name cannot silently replace them. Apart from `results`, whose one
+/// row per content and workflow follows the latest run: the same image run into `thumbs/`
+/// then into `web/` still owns its name in `thumbs/`. Only added to; `seq` orders the rows.
 pub(crate) const MIGRATION_OUTPUT_NAMES: &str = "
-ALTER TABLE results ADD COLUMN output_dir TEXT;
-ALTER TABLE results ADD COLUMN name_key TEXT;
-CREATE INDEX IF NOT EXISTS results_by_output_name ON results (output_dir, name_key) WHERE output_dir IS NOT NULL;
+CREATE TABLE IF NOT EXISTS output_names (
+    seq          INTEGER PRIMARY KEY,
+    output_dir   TEXT NOT NULL,
+    name_key     TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    path         TEXT NOT NULL,
+    files        TEXT NOT NULL,
+    execution_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS output_names_by_name ON output_names (output_dir, name_key, seq);
 ";
 
 /// A result recorded for an image's content and a workflow.
@@ -42,26 +51,27 @@ pub struct CachedResult {
     pub output: Value,
     pub execution_id: String,
     pub finished_at_ms: i64,
-    /// The folder the outputs were written to and the key of the name they were made from
-    /// (the input's stem, folded to lower case where the file system ignores case): what
-    /// [`crate::History::results_named`] finds. `None` for rows recorded before they were kept.
-    #[serde(skip)]
-    pub output_name: Option<OutputName>,
 }
 
-/// An output folder and a name key in it; see [`CachedResult::output_name`].
+/// The output files an image wrote in one folder, and the key of the name they were made from
+/// (the image's stem, folded to lower case where the file system ignores case).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutputName {
     pub dir: String,
     pub key: String,
 }
 
-/// A result and the content it was made from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NamedResult {
+/// What an image left under an [`OutputName`]: recorded with each result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedOutputs {
+    /// Newer rows have larger numbers.
+    pub seq: i64,
     pub content_hash: String,
-    pub workflow_hash: String,
-    pub result: CachedResult,
+    /// The image they were made from.
+    pub path: String,
+    /// The output files in that folder.
+    pub files: Vec<String>,
+    pub execution_id: String,
 }
 
 /// A file's content hash, valid while its size and modification time stay the same.
@@ -73,44 +83,45 @@ pub struct FileHash {
     pub content_hash: String,
 }
 
-const COLUMNS: &str = "path, output, execution_id, finished_at, output_dir, name_key";
-
-type Row = (String, String, String, i64, Option<String>, Option<String>);
-
-fn read_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Row> {
-    Ok((r.get(first)?, r.get(first + 1)?, r.get(first + 2)?, r.get(first + 3)?, r.get(first + 4)?, r.get(first + 5)?))
-}
-
-fn to_result((path, output, execution_id, finished_at_ms, dir, key): Row) -> Result<CachedResult> {
-    let output = serde_json::from_str(&output).map_err(|e| corrupt("result", e))?;
-    let output_name = dir.zip(key).map(|(dir, key)| OutputName { dir, key });
-    Ok(CachedResult { path, output, execution_id, finished_at_ms, output_name })
-}
-
 pub(crate) fn get(conn: &Connection, content_hash: &str, workflow_hash: &str) -> Result<Option<CachedResult>> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM results WHERE content_hash = ?1 AND workflow_hash = ?2"))?
-        .query_row([content_hash, workflow_hash], |r| read_row(r, 0))
-        .optional()?
-        .map(to_result)
-        .transpose()
+    let row: Option<(String, String, String, i64)> = conn
+        .prepare_cached("SELECT path, output, execution_id, finished_at FROM results WHERE content_hash = ?1 AND workflow_hash = ?2")?
+        .query_row([content_hash, workflow_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    row.map(|(path, output, execution_id, finished_at_ms)| {
+        Ok(CachedResult { path, output: serde_json::from_str(&output).map_err(|e| corrupt("result", e))?, execution_id, finished_at_ms })
+    })
+    .transpose()
 }
 
-/// The results, of any workflow, recorded with this output folder and name key.
-pub(crate) fn named(conn: &Connection, name: &OutputName) -> Result<Vec<NamedResult>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT content_hash, workflow_hash, {COLUMNS} FROM results WHERE output_dir = ?1 AND name_key = ?2 ORDER BY finished_at"
-    ))?;
-    let rows = stmt.query_map([&name.dir, &name.key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, read_row(r, 2)?)))?;
+/// Every image's outputs recorded under this folder and name key, oldest first.
+pub(crate) fn named(conn: &Connection, name: &OutputName) -> Result<Vec<NamedOutputs>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, content_hash, path, files, execution_id FROM output_names WHERE output_dir = ?1 AND name_key = ?2 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([&name.dir, &name.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?)))?;
     rows.map(|row| {
-        let (content_hash, workflow_hash, row) = row?;
-        Ok(NamedResult { content_hash, workflow_hash, result: to_result(row)? })
+        let (seq, content_hash, path, files, execution_id) = row?;
+        let files = serde_json::from_str(&files).map_err(|e| corrupt("output names", e))?;
+        Ok(NamedOutputs { seq, content_hash, path, files, execution_id })
     })
     .collect()
 }
 
-/// Whether any result is recorded with this output folder.
+/// Whether any outputs are recorded in this folder.
 pub(crate) fn any_in(conn: &Connection, output_dir: &str) -> Result<bool> {
-    Ok(conn.prepare_cached("SELECT 1 FROM results WHERE output_dir = ?1 LIMIT 1")?.query_row([output_dir], |_| Ok(())).optional()?.is_some())
+    Ok(conn.prepare_cached("SELECT 1 FROM output_names WHERE output_dir = ?1 LIMIT 1")?.query_row([output_dir], |_| Ok(())).optional()?.is_some())
+}
+
+/// Records what `content_hash` left under `name`, as the newest row for it (an older row of
+/// the same content under the same name is replaced).
+pub(crate) fn put_named(conn: &Connection, name: &OutputName, content_hash: &str, path: &str, files: &[String], execution_id: &str) -> Result<()> {
+    conn.prepare_cached("DELETE FROM output_names WHERE output_dir = ?1 AND name_key = ?2 AND content_hash = ?3")?
+        .execute([&name.dir, &name.key, content_hash])?;
+    let files = serde_json::to_string(files).map_err(|e| corrupt("output names", e))?;
+    conn.prepare_cached("INSERT INTO output_names (output_dir, name_key, content_hash, path, files, execution_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![name.dir, name.key, content_hash, path, files, execution_id])?;
+    Ok(())
 }
 
 /// Whether some results row names this execution.
@@ -120,22 +131,11 @@ pub(crate) fn recorded_for(conn: &Connection, execution_id: &str) -> Result<bool
 
 pub(crate) fn put(conn: &Connection, content_hash: &str, workflow_hash: &str, result: &CachedResult) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO results (content_hash, workflow_hash, path, output, execution_id, finished_at, output_dir, name_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO results (content_hash, workflow_hash, path, output, execution_id, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (content_hash, workflow_hash) DO UPDATE SET path = excluded.path, output = excluded.output,
-             execution_id = excluded.execution_id, finished_at = excluded.finished_at,
-             output_dir = excluded.output_dir, name_key = excluded.name_key",
+             execution_id = excluded.execution_id, finished_at = excluded.finished_at",
     )?
-    .execute(params![
-        content_hash,
-        workflow_hash,
-        result.path,
-        result.output.to_string(),
-        result.execution_id,
-        result.finished_at_ms,
-        result.output_name.as_ref().map(|n| &n.dir),
-        result.output_name.as_ref().map(|n| &n.key),
-    ])?;
+    .execute(params![content_hash, workflow_hash, result.path, result.output.to_string(), result.execution_id, result.finished_at_ms])?;
     Ok(())
 }
 

@@ -63,7 +63,7 @@ fn fresh_file_migrates_and_reopens() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(tables, ["checkpoints", "cloud_profiles", "definitions", "event_chunks", "events", "executions", "exports", "file_hashes", "map_counts", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
+    assert_eq!(tables, ["checkpoints", "cloud_profiles", "definitions", "event_chunks", "events", "executions", "exports", "file_hashes", "map_counts", "output_names", "results", "task_tokens", "uploads", "watch_rules", "watch_status"]);
 }
 
 #[test]
@@ -675,28 +675,33 @@ fn results_cache_and_file_hashes_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let h = History::open(&dir.path().join("h.sqlite")).unwrap();
     assert_eq!(h.cached_result("c1", "w1").unwrap(), None);
+    let r = crate::CachedResult { path: "/a.jpg".into(), output: serde_json::json!({"ok": 1}), execution_id: "e".into(), finished_at_ms: 5 };
     let name = crate::OutputName { dir: "/out".into(), key: "a".into() };
-    let r = crate::CachedResult {
-        path: "/a.jpg".into(),
-        output: serde_json::json!({"ok": 1}),
-        execution_id: "e".into(),
-        finished_at_ms: 5,
-        output_name: Some(name.clone()),
-    };
-    h.store_result("c1", "w1", &r).unwrap();
+    h.store_result("c1", "w1", &r, Some((&name, &["/out/a.jpg".to_string()]))).unwrap();
     assert_eq!(h.cached_result("c1", "w1").unwrap(), Some(r.clone()));
     assert_eq!(h.cached_result("c1", "w2").unwrap(), None, "another workflow is another result");
 
-    // By output folder and name: every workflow's, oldest first; rows without a name are not found.
-    let later = crate::CachedResult { path: "/b/a.png".into(), finished_at_ms: 9, ..r.clone() };
-    h.store_result("c2", "w2", &later).unwrap();
-    h.store_result("c3", "w1", &crate::CachedResult { output_name: None, ..r.clone() }).unwrap();
-    h.store_result("c4", "w1", &crate::CachedResult { output_name: Some(crate::OutputName { dir: "/out".into(), key: "b".into() }), ..r.clone() })
-        .unwrap();
-    let named: Vec<_> = h.results_named(&name).unwrap().into_iter().map(|n| (n.content_hash, n.workflow_hash, n.result.path)).collect();
-    assert_eq!(named, [("c1".into(), "w1".into(), "/a.jpg".into()), ("c2".into(), "w2".into(), "/b/a.png".into())]);
-    assert!(h.has_results_in("/out").unwrap());
-    assert!(!h.has_results_in("/elsewhere").unwrap());
+    // What each image left under an output name, oldest first, kept when the same content's
+    // result is recorded again elsewhere (its one results row then names the other folder).
+    let elsewhere = crate::OutputName { dir: "/web".into(), key: "a".into() };
+    h.store_result("c1", "w1", &r, Some((&elsewhere, &["/web/a.jpg".to_string()]))).unwrap();
+    let later = crate::CachedResult { path: "/b/a.png".into(), execution_id: "e2".into(), ..r.clone() };
+    h.store_result("c2", "w2", &later, Some((&name, &["/out/a.jpg".to_string(), "/out/a.webp".to_string()]))).unwrap();
+    h.store_result("c3", "w1", &r, None).unwrap();
+    let named: Vec<_> = h.outputs_named(&name).unwrap().into_iter().map(|n| (n.content_hash, n.path, n.files, n.execution_id)).collect();
+    assert_eq!(
+        named,
+        [
+            ("c1".into(), "/a.jpg".into(), vec!["/out/a.jpg".to_string()], "e".into()),
+            ("c2".into(), "/b/a.png".into(), vec!["/out/a.jpg".to_string(), "/out/a.webp".to_string()], "e2".into()),
+        ]
+    );
+    // Recorded again under the same name: one row, now the newest.
+    h.store_result("c1", "w1", &r, Some((&name, &["/out/a.jpg".to_string()]))).unwrap();
+    let order: Vec<_> = h.outputs_named(&name).unwrap().into_iter().map(|n| n.content_hash).collect();
+    assert_eq!(order, ["c2", "c1"]);
+    assert!(h.has_outputs_in("/out").unwrap() && h.has_outputs_in("/web").unwrap());
+    assert!(!h.has_outputs_in("/elsewhere").unwrap());
 
     h.remember_file_hashes(vec![crate::FileHash { path: "/a.jpg".into(), size: 10, mtime_ns: 7, content_hash: "c1".into() }]).unwrap();
     assert_eq!(h.file_hash("/a.jpg", 10, 7).unwrap().as_deref(), Some("c1"));
@@ -976,8 +981,8 @@ fn prune_deletes_closed_executions_and_what_is_stored_under_them_only() {
     for id in ["old-done", "recent-done"] {
         h.finish_execution(id, &Outcome::Succeeded(json!({}))).unwrap();
     }
-    let result = CachedResult { path: "/a.jpg".into(), output: json!({}), execution_id: "old-done".into(), finished_at_ms: 1, output_name: None };
-    h.store_result("hash", "workflow", &result).unwrap();
+    let result = CachedResult { path: "/a.jpg".into(), output: json!({}), execution_id: "old-done".into(), finished_at_ms: 1 };
+    h.store_result("hash", "workflow", &result, None).unwrap();
     // The old ones started and ended in 2020.
     let old = parse_time("2020-01-01").unwrap();
     raw(&path).execute("UPDATE executions SET started_at = ?1, stopped_at = CASE WHEN stopped_at IS NULL THEN NULL ELSE ?1 END WHERE id LIKE 'old-%'", [old]).unwrap();
