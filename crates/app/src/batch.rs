@@ -376,9 +376,9 @@ pub fn run(
     };
     // Earlier outputs are looked up name by name only in output folders that have any, and
     // only for a workflow that writes outputs.
-    let mut folders_with_results: HashMap<&Path, bool> = HashMap::new();
+    let mut folders_with_outputs: HashMap<&Path, bool> = HashMap::new();
     for &i in &runnable {
-        if let std::collections::hash_map::Entry::Vacant(slot) = folders_with_results.entry(&out_dirs[i]) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = folders_with_outputs.entry(&out_dirs[i]) {
             slot.insert(checks_names && app.history().has_outputs_in(&out_dirs[i].to_string_lossy())?);
         }
     }
@@ -391,7 +391,7 @@ pub fn run(
                 out_dirs[i].display(),
                 if opts.flat { ", or run without --flat" } else { "" },
             ),
-            None if !folders_with_results[out_dirs[i].as_path()] => {
+            None if !folders_with_outputs[out_dirs[i].as_path()] => {
                 to_run.push(i);
                 continue;
             }

@@ -53,8 +53,8 @@ pub struct CachedResult {
     pub finished_at_ms: i64,
 }
 
-/// The output files an image wrote in one folder, and the key of the name they were made from
-/// (the image's stem, folded to lower case where the file system ignores case).
+/// An output folder and the key of a name in it (an image's stem, folded to lower case where
+/// the file system ignores case): what output names are made from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutputName {
     pub dir: String,
@@ -64,8 +64,6 @@ pub struct OutputName {
 /// What an image left under an [`OutputName`]: recorded with each result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamedOutputs {
-    /// Newer rows have larger numbers.
-    pub seq: i64,
     pub content_hash: String,
     /// The image they were made from.
     pub path: String,
@@ -97,13 +95,13 @@ pub(crate) fn get(conn: &Connection, content_hash: &str, workflow_hash: &str) ->
 /// Every image's outputs recorded under this folder and name key, oldest first.
 pub(crate) fn named(conn: &Connection, name: &OutputName) -> Result<Vec<NamedOutputs>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, content_hash, path, files, execution_id FROM output_names WHERE output_dir = ?1 AND name_key = ?2 ORDER BY seq",
+        "SELECT content_hash, path, files, execution_id FROM output_names WHERE output_dir = ?1 AND name_key = ?2 ORDER BY seq",
     )?;
-    let rows = stmt.query_map([&name.dir, &name.key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?)))?;
+    let rows = stmt.query_map([&name.dir, &name.key], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, String>(2)?, r.get(3)?)))?;
     rows.map(|row| {
-        let (seq, content_hash, path, files, execution_id) = row?;
+        let (content_hash, path, files, execution_id) = row?;
         let files = serde_json::from_str(&files).map_err(|e| corrupt("output names", e))?;
-        Ok(NamedOutputs { seq, content_hash, path, files, execution_id })
+        Ok(NamedOutputs { content_hash, path, files, execution_id })
     })
     .collect()
 }
