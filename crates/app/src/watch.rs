@@ -984,16 +984,19 @@ fn process(app: &App, rule: &Active, shared: &Shared, path: &Path, cancel: &Canc
         return record_success(app, rule, path, &hash, output, id);
     }
     // An image of the same name as one processed earlier, or being processed now, would
-    // replace its outputs.
-    let name = batch::output_name(path, &out_dir);
-    let Some(_in_use) = NameInUse::take(shared, &name) else {
-        return name_conflict(app, rule, shared, path, &hash, &out_dir, "another image of the same name, being processed now");
-    };
-    let edits_in_place = rule.on_success != OriginalAction::Move;
-    let displaced = if rule.writes_outputs { batch::displaced_outputs(app, path, Some(&hash), &name, edits_in_place)? } else { None };
-    if let Some(earlier) = displaced {
-        let other = format!("{}, processed earlier (execution {})", earlier.path, earlier.execution_id);
-        return name_conflict(app, rule, shared, path, &hash, &out_dir, &other);
+    // replace its outputs (when the workflow writes any).
+    let mut _in_use = None;
+    if rule.writes_outputs {
+        let name = batch::output_name(path, &out_dir);
+        let Some(held) = NameInUse::take(shared, &name) else {
+            return name_conflict(app, rule, shared, path, &hash, &out_dir, "another image of the same name, being processed now");
+        };
+        _in_use = Some(held);
+        let edits_in_place = rule.on_success != OriginalAction::Move;
+        if let Some(earlier) = batch::displaced_outputs(app, path, Some(&hash), &name, edits_in_place)? {
+            let other = format!("{}, processed earlier (execution {})", earlier.path, earlier.execution_id);
+            return name_conflict(app, rule, shared, path, &hash, &out_dir, &other);
+        }
     }
     run_workflow(app, rule, shared, path, Some(hash), cancel)
 }
